@@ -1,0 +1,19 @@
+import { loadConfigOrExit } from '../config.ts';
+import { createLogger } from '../logger.ts';
+import { initORM, migrateUp } from '../orm.ts';
+import { stopOnSignals } from '../services/lifecycle.ts';
+import { startReceiver } from '../services/receiver.ts';
+import { startWorker } from '../services/worker.ts';
+import { runOrExit } from './run.ts';
+
+/** Local use: migrate, then run the receiver and the worker in this one process. */
+await runOrExit(async () => {
+  const config = loadConfigOrExit();
+  const log = createLogger({ level: config.logLevel });
+  const services = await initORM(config.databaseUrl, log);
+  const applied = await migrateUp(services.orm);
+  log.info({ applied }, applied.length ? 'migrations applied' : 'schema is up to date');
+  const receiver = await startReceiver(config, log.child({ name: 'receiver' }), services);
+  const worker = await startWorker(config, log.child({ name: 'worker' }), { services });
+  stopOnSignals(log, receiver, worker, { stop: () => services.orm.close() });
+});

@@ -1,0 +1,74 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Registry } from 'prom-client';
+import { type Logger, scrub } from '../logger.ts';
+import { basicAuth } from './basic-auth.ts';
+import { type HealthChecks, healthRouter } from './health.ts';
+
+export const DASHBOARD_PATH = '/admin/queues';
+
+export interface AppOptions {
+  log: Logger;
+  health: HealthChecks;
+  metrics: Registry;
+  routers?: express.Router[];
+  dashboard?: { queue: Queue; credentials: { username: string; password: string } };
+}
+
+/** The Express app shared by the receiver and the worker's small status server. */
+export function createApp(options: AppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    pinoHttp({
+      logger: options.log,
+      autoLogging: {
+        ignore: (request) => request.url === '/metrics' || request.url === '/api/v1/health',
+      },
+      serializers: {
+        req: (request: { method: string; url: string }) => ({
+          method: request.method,
+          url: scrub(request.url),
+        }),
+        res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
+      },
+    }),
+  );
+  app.use(healthRouter(options.health));
+  app.get('/metrics', async (_request, response) => {
+    response.type(options.metrics.contentType).send(await options.metrics.metrics());
+  });
+  if (options.dashboard) {
+    const board = new ExpressAdapter();
+    board.setBasePath(DASHBOARD_PATH);
+    createBullBoard({ queues: [new BullMQAdapter(options.dashboard.queue)], serverAdapter: board });
+    app.use(
+      DASHBOARD_PATH,
+      basicAuth(options.dashboard.credentials, 'clerk-sync'),
+      board.getRouter(),
+    );
+  }
+  for (const router of options.routers ?? []) app.use(router);
+  app.use((_request, response) => {
+    response.status(404).json({ error: 'not found' });
+  });
+  app.use(errorHandler(options.log));
+  return app;
+}
+
+/** Body-parser and other client errors keep their 4xx status; anything else is ours, a 500. */
+function errorHandler(log: Logger): ErrorRequestHandler {
+  return (error, request, response, _next) => {
+    const status = typeof error?.status === 'number' ? error.status : 500;
+    if (status >= 400 && status < 500) {
+      response.status(status).json({ error: error.expose ? error.message : 'bad request' });
+      return;
+    }
+    log.error({ err: error, url: request.url }, 'request failed');
+    if (!response.headersSent) response.status(500).json({ error: 'internal error' });
+  };
+}

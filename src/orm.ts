@@ -1,0 +1,116 @@
+import type {
+  LogContext,
+  LoggerNamespace,
+  LoggerOptions,
+  Logger as OrmLogger,
+} from '@mikro-orm/core';
+import { Migrator } from '@mikro-orm/migrations';
+import { defineConfig, type EntityManager, MikroORM, type Options } from '@mikro-orm/postgresql';
+import { entities } from './entities/index.ts';
+import type { Logger } from './logger.ts';
+
+export const MIGRATIONS_PATH = 'migrations';
+
+/** The MikroORM options shared by the application, the CLI and the tests. */
+export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial<Options> = {}) {
+  return defineConfig({
+    clientUrl: databaseUrl,
+    entities,
+    extensions: [Migrator],
+    migrations: {
+      path: MIGRATIONS_PATH,
+      pathTs: MIGRATIONS_PATH,
+      tableName: 'mikro_orm_migrations',
+      transactional: true,
+      allOrNothing: true,
+      emit: 'ts',
+      snapshot: false,
+    },
+    pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
+    driverOptions: { connectionTimeoutMillis: 5_000 },
+    ...(log ? { loggerFactory: (options: LoggerOptions) => new PinoOrmLogger(options, log) } : {}),
+    ...overrides,
+  });
+}
+
+export interface Services {
+  orm: MikroORM;
+  em: EntityManager;
+}
+
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError';
+}
+
+/**
+ * Opens the ORM and its connection pool, creating the database named in DATABASE_URL when it
+ * does not exist yet. Fails with a DatabaseUnavailableError that says which server could not
+ * be reached and why.
+ */
+export async function initORM(
+  databaseUrl: string,
+  log?: Logger,
+  overrides: Partial<Options> = {},
+): Promise<Services> {
+  const orm = new MikroORM(ormOptions(databaseUrl, log, overrides));
+  try {
+    await orm.connect();
+  } catch (error) {
+    await orm.close(true).catch(() => undefined);
+    throw new DatabaseUnavailableError(describeConnectionFailure(databaseUrl, error));
+  }
+  return { orm, em: orm.em };
+}
+
+export function describeConnectionFailure(databaseUrl: string, error: unknown): string {
+  const url = new URL(databaseUrl);
+  const target = `${url.hostname}:${url.port || 5432}${url.pathname}`;
+  const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  return `DATABASE_URL: cannot connect to ${target}: ${reason}`;
+}
+
+/** Runs pending migrations; returns the names of those applied. */
+export async function migrateUp(orm: MikroORM): Promise<string[]> {
+  const applied = await orm.migrator.up();
+  return applied.map((migration) => migration.name);
+}
+
+/** Routes MikroORM's own messages into pino: queries at debug, pool errors as warnings. */
+class PinoOrmLogger implements OrmLogger {
+  #debugMode: boolean | LoggerNamespace[];
+  readonly #log: Logger;
+
+  constructor(options: LoggerOptions, log: Logger) {
+    this.#debugMode = options.debugMode ?? false;
+    this.#log = log.child({ module: 'mikro-orm' });
+  }
+
+  isEnabled(namespace: LoggerNamespace, context?: LogContext): boolean {
+    if (context?.enabled !== undefined) return context.enabled;
+    const debugMode = context?.debugMode ?? this.#debugMode;
+    return Array.isArray(debugMode) ? debugMode.includes(namespace) : debugMode;
+  }
+
+  setDebugMode(debugMode: boolean | LoggerNamespace[]): void {
+    this.#debugMode = debugMode;
+  }
+
+  log(namespace: LoggerNamespace | (string & {}), message: string, context?: LogContext): void {
+    if (this.isEnabled(namespace as LoggerNamespace, context))
+      this.#log.debug({ namespace }, message);
+  }
+
+  warn(namespace: LoggerNamespace | (string & {}), message: string): void {
+    this.#log.warn({ namespace }, message);
+  }
+
+  error(namespace: LoggerNamespace | (string & {}), message: string): void {
+    this.#log.error({ namespace }, message);
+  }
+
+  logQuery(context: LogContext): void {
+    if (this.isEnabled(context.namespace ?? 'query', context)) {
+      this.#log.debug({ took: context.took }, 'query');
+    }
+  }
+}

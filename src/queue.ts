@@ -1,0 +1,89 @@
+import { type DefaultJobOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from './logger.ts';
+
+/** The Clerk event types the worker turns into rows; every other type is acknowledged and counted. */
+export const USER_EVENT_TYPES = ['user.created', 'user.updated', 'user.deleted'] as const;
+export type UserEventType = (typeof USER_EVENT_TYPES)[number];
+
+export function isUserEventType(type: string): type is UserEventType {
+  return (USER_EVENT_TYPES as readonly string[]).includes(type);
+}
+
+/**
+ * A queued delivery: the Clerk event exactly as verified, with Svix's message id. The job's id
+ * is derived from the svix-id, so a redelivery of the same message finds the same job.
+ */
+export interface WebhookJobData {
+  svixId: string;
+  receivedAt: number;
+  event: ClerkEvent;
+}
+
+export interface ClerkEvent {
+  type: string;
+  object: 'event';
+  data: Record<string, unknown>;
+  timestamp?: unknown;
+}
+
+/** Enough attempts, with exponential backoff from 1 s capped at 60 s, to outlast a database outage of about 30 minutes. */
+export const JOB_ATTEMPTS = 40;
+export const BACKOFF_DELAY_MS = 1_000;
+export const BACKOFF_MAX_DELAY_MS = 60_000;
+
+/**
+ * Finished jobs are kept so that a late duplicate of a completed delivery is still recognised,
+ * and failed ones stay inspectable; both are bounded so Redis memory stays bounded.
+ */
+export const COMPLETED_JOB_RETENTION = { age: 24 * 60 * 60, count: 100_000 };
+export const FAILED_JOB_RETENTION = { age: 14 * 24 * 60 * 60, count: 100_000 };
+
+export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
+  attempts: JOB_ATTEMPTS,
+  backoff: { type: 'capped-exponential' },
+  removeOnComplete: COMPLETED_JOB_RETENTION,
+  removeOnFail: FAILED_JOB_RETENTION,
+};
+
+/** The backoff strategy named 'capped-exponential' in DEFAULT_JOB_OPTIONS, registered by the worker. */
+export function cappedExponentialBackoff(attemptsMade: number): number {
+  return Math.min(BACKOFF_MAX_DELAY_MS, BACKOFF_DELAY_MS * 2 ** Math.max(0, attemptsMade - 1));
+}
+
+/**
+ * The part of a Clerk event that the worker reads. Clerk's user payload also carries names,
+ * phone numbers, addresses and client IPs; none of that is ours to keep, in Redis or anywhere.
+ */
+export function toJobEvent(event: ClerkEvent): ClerkEvent {
+  const data = event.data;
+  const pick = (source: unknown, key: string) =>
+    source && typeof source === 'object' ? (source as Record<string, unknown>)[key] : undefined;
+  const addresses = Array.isArray(data.email_addresses) ? data.email_addresses : undefined;
+  return {
+    type: event.type,
+    object: 'event',
+    timestamp: event.timestamp,
+    data: {
+      id: data.id,
+      deleted: data.deleted,
+      email_addresses: addresses?.map((address) => ({
+        id: pick(address, 'id'),
+        email_address: pick(address, 'email_address'),
+      })),
+      primary_email_address_id: data.primary_email_address_id,
+      public_metadata: { timezone: pick(data.public_metadata, 'timezone') },
+      unsafe_metadata: { timezone: pick(data.unsafe_metadata, 'timezone') },
+      updated_at: data.updated_at,
+    },
+  };
+}
+
+export function createQueue(name: string, connection: Redis, log: Logger): Queue<WebhookJobData> {
+  const queue = new Queue<WebhookJobData>(name, {
+    connection,
+    defaultJobOptions: DEFAULT_JOB_OPTIONS,
+  });
+  queue.on('error', (error) => log.warn({ err: error }, 'queue connection error'));
+  return queue;
+}

@@ -1,0 +1,77 @@
+import type { Server } from 'node:http';
+import type { Config } from '../config.ts';
+import { createApp } from '../http/app.ts';
+import type { Logger } from '../logger.ts';
+import { createReceiverMetrics } from '../metrics.ts';
+import { initORM, type Services } from '../orm.ts';
+import { createQueue } from '../queue.ts';
+import { createProducerConnection, isReady } from '../redis.ts';
+import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
+import { enqueueDelivery } from '../webhooks/enqueue.ts';
+import { SignatureVerifier } from '../webhooks/signature.ts';
+import { resolveSigningSecrets } from '../webhooks/signing-secrets.ts';
+import { listen, type Stoppable } from './lifecycle.ts';
+
+/** Timeouts that keep a slow or stalled client from holding a connection open. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const HEADERS_TIMEOUT_MS = 5_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+export interface Receiver extends Stoppable {
+  server: Server;
+  port: number;
+}
+
+/**
+ * The receiver process: verifies and queues Clerk deliveries, and answers health, metrics and
+ * (when credentials are configured) the queue dashboard. The database is used for the health
+ * check only.
+ */
+export async function startReceiver(
+  config: Config,
+  log: Logger,
+  services?: Services,
+): Promise<Receiver> {
+  const verifier = new SignatureVerifier(resolveSigningSecrets(config));
+  const ownServices = services ?? (await initORM(config.databaseUrl, log));
+  const redis = createProducerConnection(config.redisUrl, log);
+  const queue = createQueue(config.queueName, redis, log);
+  const metrics = createReceiverMetrics(queue);
+
+  const app = createApp({
+    log,
+    metrics: metrics.registry,
+    health: {
+      database: async () => (await ownServices.orm.checkConnection()).ok,
+      redis: async () => isReady(redis) && (await redis.ping()) === 'PONG',
+    },
+    dashboard: config.dashboard ? { queue, credentials: config.dashboard } : undefined,
+    routers: [
+      clerkWebhookRouter({
+        verifier,
+        enqueue: (data) => enqueueDelivery(queue, redis, data),
+        metrics,
+        log,
+      }),
+    ],
+  });
+
+  const server = await listen(app, config.port);
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  const port = (server.address() as { port: number }).port;
+  log.info({ port, queue: config.queueName }, 'receiver listening');
+
+  return {
+    server,
+    port,
+    async stop() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await queue.close();
+      redis.disconnect();
+      if (!services) await ownServices.orm.close();
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import type { Server } from 'node:http';
+import type { Config } from '../config.ts';
+import { createApp } from '../http/app.ts';
+import type { Logger } from '../logger.ts';
+import { createWorkerMetrics } from '../metrics.ts';
+import { initORM, type Services } from '../orm.ts';
+import { createWorkerConnection, isReady } from '../redis.ts';
+import { createWebhookWorker } from '../workers/webhook-worker.ts';
+import { listen, type Stoppable } from './lifecycle.ts';
+
+export interface WorkerProcess extends Stoppable {
+  /** The status server's port: GET /metrics and GET /api/v1/health. */
+  port: number;
+  server: Server;
+}
+
+export interface WorkerProcessOptions {
+  services?: Services;
+  lockDurationMs?: number;
+}
+
+/**
+ * The worker process: takes jobs from the queue and writes users through the unit of work,
+ * and serves its own metrics and health on WORKER_METRICS_PORT. stop() lets the jobs in hand
+ * finish before it closes the connections.
+ */
+export async function startWorker(
+  config: Config,
+  log: Logger,
+  options: WorkerProcessOptions = {},
+): Promise<WorkerProcess> {
+  const services = options.services ?? (await initORM(config.databaseUrl, log));
+  const connection = createWorkerConnection(config.redisUrl, log);
+  const metrics = createWorkerMetrics();
+  const worker = createWebhookWorker({
+    queueName: config.queueName,
+    connection,
+    concurrency: config.workerConcurrency,
+    services,
+    metrics,
+    log,
+    lockDurationMs: options.lockDurationMs,
+  });
+  void worker.run().catch((error) => log.error({ err: error }, 'worker stopped with an error'));
+
+  const app = createApp({
+    log,
+    metrics: metrics.registry,
+    health: {
+      database: async () => (await services.orm.checkConnection()).ok,
+      redis: async () => isReady(connection) && (await connection.ping()) === 'PONG',
+    },
+  });
+  const server = await listen(app, config.workerMetricsPort);
+  const port = (server.address() as { port: number }).port;
+  log.info(
+    { queue: config.queueName, concurrency: config.workerConcurrency, metricsPort: port },
+    'worker started',
+  );
+
+  return {
+    port,
+    server,
+    async stop() {
+      await worker.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      connection.disconnect();
+      if (!options.services) await services.orm.close();
+    },
+  };
+}

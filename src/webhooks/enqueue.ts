@@ -1,0 +1,34 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { WebhookJobData } from '../queue.ts';
+import { isReady } from '../redis.ts';
+
+export type EnqueueResult = 'queued' | 'requeued';
+
+export class QueueUnavailableError extends Error {
+  override name = 'QueueUnavailableError';
+}
+
+/**
+ * Adds a delivery as the job whose id is its svix-id. BullMQ ignores an add whose id already
+ * exists, which makes a duplicate of a waiting, active or completed delivery a no-op; but a
+ * job that failed for good would then swallow the redelivery (or dashboard replay) meant to
+ * repair it, so a failed job with that id is retried instead.
+ */
+export async function enqueueDelivery(
+  queue: Queue<WebhookJobData>,
+  redis: Redis,
+  data: WebhookJobData,
+): Promise<EnqueueResult> {
+  if (!isReady(redis)) throw new QueueUnavailableError(`redis is ${redis.status}`);
+  const failedAt = await redis.zscore(queue.toKey('failed'), data.svixId);
+  if (failedAt !== null) {
+    const job = await queue.getJob(data.svixId);
+    if (job) {
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return 'requeued';
+    }
+  }
+  await queue.add(data.event.type, data, { jobId: data.svixId });
+  return 'queued';
+}

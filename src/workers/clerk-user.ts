@@ -1,0 +1,54 @@
+import { z } from 'zod';
+
+const MAX_TIMEZONE_LENGTH = 50;
+const MAX_EMAIL_LENGTH = 255;
+const IANA_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+
+const metadata = z.record(z.string(), z.unknown()).nullish();
+
+/** The part of Clerk's UserJSON that clerk-sync reads; everything else in the payload is ignored. */
+export const clerkUserSchema = z.object({
+  id: z.string().min(1).max(255),
+  email_addresses: z
+    .array(z.object({ id: z.string(), email_address: z.string() }).loose())
+    .nullish()
+    .transform((addresses) => addresses ?? []),
+  primary_email_address_id: z.string().nullish(),
+  public_metadata: metadata,
+  unsafe_metadata: metadata,
+  updated_at: z.number().int().nonnegative().nullish(),
+});
+export type ClerkUser = z.infer<typeof clerkUserSchema>;
+
+export const deletedObjectSchema = z.object({ id: z.string().min(1).max(255) });
+
+/** The primary address, else the first one; undefined when the user has none. */
+export function chooseEmail(user: ClerkUser): string | undefined {
+  const addresses = user.email_addresses.filter(
+    (address) =>
+      address.email_address.length > 0 && address.email_address.length <= MAX_EMAIL_LENGTH,
+  );
+  const primary = addresses.find((address) => address.id === user.primary_email_address_id);
+  return (primary ?? addresses[0])?.email_address;
+}
+
+/** A valid IANA name from public metadata, else from unsafe metadata, else 'UTC'. */
+export function chooseTimezone(user: ClerkUser): string {
+  return (
+    canonicalTimezone(user.public_metadata?.timezone) ??
+    canonicalTimezone(user.unsafe_metadata?.timezone) ??
+    'UTC'
+  );
+}
+
+/** The canonical spelling of an IANA time zone name, or undefined when it is not one. */
+export function canonicalTimezone(candidate: unknown): string | undefined {
+  if (typeof candidate !== 'string' || !IANA_NAME.test(candidate)) return undefined;
+  try {
+    const name = new Intl.DateTimeFormat('en-US', { timeZone: candidate }).resolvedOptions()
+      .timeZone;
+    return name.length <= MAX_TIMEZONE_LENGTH ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,77 @@
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logger.ts';
+import type { WorkerMetrics } from '../metrics.ts';
+import type { Services } from '../orm.ts';
+import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
+import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
+
+/** A job whose worker died is taken over after this long without a lock renewal. */
+export const LOCK_DURATION_MS = 30_000;
+/** A job may be orphaned by dying workers this many times before BullMQ gives up on it. */
+export const MAX_STALLED_COUNT = 10;
+
+export interface WebhookWorkerOptions {
+  queueName: string;
+  connection: Redis;
+  concurrency: number;
+  services: Services;
+  metrics: WorkerMetrics;
+  log: Logger;
+  lockDurationMs?: number;
+}
+
+/**
+ * The BullMQ worker: each job gets its own forked entity manager and a child logger that
+ * carries the delivery's identity (never its personal data). Thrown errors are retried with
+ * capped exponential backoff; an UnrecoverableError fails the job at once and leaves it in the
+ * failed set for inspection and replay.
+ */
+export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
+  const { services, metrics, log } = options;
+
+  const processor = async (job: Job<WebhookJobData>) => {
+    const { svixId, event } = job.data;
+    const jobLog = log.child({
+      svixId,
+      jobId: job.id,
+      eventType: event.type,
+      clerkUserId: clerkUserIdOf(event),
+    });
+    const stopTimer = metrics.duration.startTimer({ type: event.type });
+    try {
+      const outcome = await dispatchEvent(event, { em: services.em.fork(), log: jobLog });
+      jobLog.info({ outcome, attempt: job.attemptsMade + 1 }, 'event processed');
+      return outcome;
+    } catch (error) {
+      const permanent = error instanceof UnrecoverableError;
+      const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+      jobLog[willRetry ? 'warn' : 'error'](
+        { err: error, attempt: job.attemptsMade + 1, willRetry },
+        permanent ? 'event cannot be processed; job failed for good' : 'event processing failed',
+      );
+      throw error;
+    } finally {
+      stopTimer();
+    }
+  };
+
+  const worker = new Worker<WebhookJobData>(options.queueName, processor, {
+    connection: options.connection,
+    concurrency: options.concurrency,
+    lockDuration: options.lockDurationMs ?? LOCK_DURATION_MS,
+    maxStalledCount: MAX_STALLED_COUNT,
+    settings: { backoffStrategy: cappedExponentialBackoff },
+    autorun: false,
+  });
+
+  worker.on('completed', (job) => metrics.completed.inc({ type: job.data.event.type }));
+  worker.on('failed', (job, error) => {
+    if (!job) return;
+    const final =
+      error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    (final ? metrics.failed : metrics.retried).inc({ type: job.data.event.type });
+  });
+  worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+  return worker;
+}
