@@ -48,6 +48,7 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   QUEUE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'must contain only letters, digits, _ and -')
@@ -66,6 +67,8 @@ export interface Config {
   readonly port: number;
   readonly workerMetricsPort: number;
   readonly workerConcurrency: number;
+  /** How long a worker's hold on a job lasts without renewal; a dead worker's jobs are retaken after it. */
+  readonly workerLockDurationMs: number;
   readonly queueName: string;
   readonly logLevel: string;
   readonly dashboard: { readonly username: string; readonly password: string } | undefined;
@@ -96,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: values.PORT,
     workerMetricsPort: values.WORKER_METRICS_PORT,
     workerConcurrency: values.WORKER_CONCURRENCY,
+    workerLockDurationMs: values.WORKER_LOCK_DURATION_MS,
     queueName: values.QUEUE_NAME,
     logLevel: values.LOG_LEVEL,
     dashboard:

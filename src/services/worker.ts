@@ -16,7 +16,6 @@ export interface WorkerProcess extends Stoppable {
 
 export interface WorkerProcessOptions {
   services?: Services;
-  lockDurationMs?: number;
 }
 
 /**
@@ -39,7 +38,7 @@ export async function startWorker(
     services,
     metrics,
     log,
-    lockDurationMs: options.lockDurationMs,
+    lockDurationMs: config.workerLockDurationMs,
   });
   void worker.run().catch((error) => log.error({ err: error }, 'worker stopped with an error'));
 

@@ -6,8 +6,6 @@ import type { Services } from '../orm.ts';
 import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
 import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
 
-/** A job whose worker died is taken over after this long without a lock renewal. */
-export const LOCK_DURATION_MS = 30_000;
 /** A job may be orphaned by dying workers this many times before BullMQ gives up on it. */
 export const MAX_STALLED_COUNT = 10;
 
@@ -18,7 +16,8 @@ export interface WebhookWorkerOptions {
   services: Services;
   metrics: WorkerMetrics;
   log: Logger;
-  lockDurationMs?: number;
+  /** A job whose worker died is taken over after this long without a lock renewal. */
+  lockDurationMs: number;
 }
 
 /**
@@ -59,7 +58,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
   const worker = new Worker<WebhookJobData>(options.queueName, processor, {
     connection: options.connection,
     concurrency: options.concurrency,
-    lockDuration: options.lockDurationMs ?? LOCK_DURATION_MS,
+    lockDuration: options.lockDurationMs,
     maxStalledCount: MAX_STALLED_COUNT,
     settings: { backoffStrategy: cappedExponentialBackoff },
     autorun: false,

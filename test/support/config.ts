@@ -1,0 +1,14 @@
+import { type Config, loadConfig } from '../../src/config.ts';
+import { TEST_SECRET } from './svix.ts';
+
+/** A validated config for a test, on port 0 (any free port). */
+export function testConfig(overrides: Record<string, string | undefined> = {}): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    PORT: '0',
+    WORKER_METRICS_PORT: '0',
+    CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
+    ...overrides,
+  });
+}

@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { MikroORM } from '@mikro-orm/postgresql';
+import { initORM, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
+
+export const SERVER_URL =
+  process.env.TEST_DATABASE_SERVER_URL ?? 'postgresql://postgres@127.0.0.1:5432';
+
+export interface TestDatabase extends Services {
+  url: string;
+  name: string;
+  /** Closes the ORM and drops the database. */
+  drop(): Promise<void>;
+}
+
+/** A new, empty database of the suite's own; migrated unless asked not to be. */
+export async function createTestDatabase(
+  options: { migrate?: boolean } = {},
+): Promise<TestDatabase> {
+  const name = `clerk_sync_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  const url = `${SERVER_URL}/${name}`;
+  const services = await initORM(url);
+  if (options.migrate ?? true) await migrateUp(services.orm);
+  return {
+    ...services,
+    url,
+    name,
+    async drop() {
+      await services.orm.close();
+      await dropDatabase(name);
+    },
+  };
+}
+
+export async function dropDatabase(name: string): Promise<void> {
+  const admin = new MikroORM(
+    ormOptions(`${SERVER_URL}/postgres`, undefined, { ensureDatabase: false }),
+  );
+  try {
+    await admin.em.getConnection().execute(`drop database if exists "${name}" with (force)`);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** Runs plain SQL for assertions about what is really stored. */
+export async function sql<T = Record<string, unknown>>(
+  services: Services,
+  query: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  return services.em.getConnection().execute<T[]>(query, params);
+}
+
+export async function countRows(
+  services: Services,
+  table: string,
+  where = 'true',
+  params: unknown[] = [],
+): Promise<number> {
+  const [row] = await sql<{ count: string }>(
+    services,
+    `select count(*)::text as count from "${table}" where ${where}`,
+    params,
+  );
+  return Number(row?.count);
+}
