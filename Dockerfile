@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1
+# One image for both processes: the receiver (default command) and the worker
+# (command: node src/bin/worker.ts). Node 24 runs the TypeScript sources directly.
+
+FROM node:24-bookworm-slim AS dependencies
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=dependencies /app/node_modules ./node_modules
+COPY package.json tsconfig.json mikro-orm.config.ts ./
+COPY src ./src
+COPY migrations ./migrations
+USER node
+EXPOSE 3000 9464
+# HEALTH_PORT is the receiver's PORT or the worker's WORKER_METRICS_PORT.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HEALTH_PORT ?? 3000}/api/v1/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "src/bin/receiver.ts"]
