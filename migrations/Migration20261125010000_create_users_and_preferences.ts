@@ -17,7 +17,7 @@ export class Migration20261125010000_create_users_and_preferences extends Migrat
       "created_at" timestamptz null default now(),
       "updated_at" timestamptz null default now(),
       primary key ("id"));`);
-    this.addSql('create index "users_clerk_user_id_index" on "users" ("clerk_user_id");');
+    // The unique constraint's index is the index on clerk_user_id.
     this.addSql(
       'alter table "users" add constraint "users_clerk_user_id_unique" unique ("clerk_user_id");',
     );

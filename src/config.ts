@@ -54,6 +54,10 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9_-]+$/, 'must contain only letters, digits, _ and -')
     .default('clerk-webhooks'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CLERK_SECRET_KEY: optionalText,
+  CLERK_API_URL: urlWithProtocols(['http:', 'https:'], 'https://api.clerk.com').default(
+    'https://api.clerk.com',
+  ),
   DASHBOARD_USERNAME: optionalText,
   DASHBOARD_PASSWORD: optionalText,
 });
@@ -71,6 +75,9 @@ export interface Config {
   readonly workerLockDurationMs: number;
   readonly queueName: string;
   readonly logLevel: string;
+  /** Clerk Backend API, for backfill and reconcile. */
+  readonly clerkSecretKey: string | undefined;
+  readonly clerkApiUrl: string;
   readonly dashboard: { readonly username: string; readonly password: string } | undefined;
 }
 
@@ -102,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerLockDurationMs: values.WORKER_LOCK_DURATION_MS,
     queueName: values.QUEUE_NAME,
     logLevel: values.LOG_LEVEL,
+    clerkSecretKey: values.CLERK_SECRET_KEY,
+    clerkApiUrl: values.CLERK_API_URL,
     dashboard:
       values.DASHBOARD_USERNAME && values.DASHBOARD_PASSWORD
         ? Object.freeze({

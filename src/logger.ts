@@ -20,16 +20,29 @@ export function scrub(text: string): string {
   return text.replace(EMAIL_PATTERN, '[email]').replace(SECRET_PATTERN, '$1[redacted]');
 }
 
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * Scrubs strings inside plain objects and arrays. Anything else (a request, a Buffer, an
+ * Error) is left to its serializer, whose output is plain and comes back through here.
+ */
 function scrubValue(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrub(value);
-  if (value instanceof Error) return value;
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1));
+  if (!isPlainObject(value)) return value;
   const clean: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
     clean[key] = REDACTED_KEYS.has(key.toLowerCase()) ? '[redacted]' : scrubValue(item, depth + 1);
   }
   return clean;
+}
+
+function serializeError(error: Error): unknown {
+  return scrubValue({ ...stdSerializers.err(error) });
 }
 
 /**
@@ -46,17 +59,22 @@ export function createLogger(
       level: options.level ?? 'info',
       name: options.name,
       base: { pid: process.pid },
-      serializers: {
-        err: (error: Error) => scrubValue(stdSerializers.err(error)),
-        error: (error: Error) => scrubValue(stdSerializers.err(error)),
-      },
-      formatters: { log: (record) => scrubValue(record) as Record<string, unknown> },
+      serializers: { err: serializeError, error: serializeError },
+      // Every top-level field, child logger bindings and serialized errors included, passes
+      // through the scrubber on its way out.
+      redact: { paths: ['*'], censor: (value) => scrubValue(value) },
       hooks: {
         logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((arg) => (typeof arg === 'string' ? scrub(arg) : arg)) as typeof args,
+          const [first, second] = args;
+          // Given an error and no message, pino would copy the error's raw message into msg.
+          if (first instanceof Error && typeof second !== 'string') {
+            method.apply(this, [first, scrub(first.message)]);
+            return;
+          }
+          const clean = args.map((arg, index) =>
+            index > 0 && arg instanceof Error ? scrub(String(arg)) : scrubValue(arg),
           );
+          method.apply(this, clean as typeof args);
         },
       },
     },

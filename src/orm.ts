@@ -69,6 +69,21 @@ export function describeConnectionFailure(databaseUrl: string, error: unknown): 
   return `DATABASE_URL: cannot connect to ${target}: ${reason}`;
 }
 
+/**
+ * The ORM without a connection yet, for the receiver: it must start, and answer 503 on its
+ * health check, while PostgreSQL is down. The pool connects on first use.
+ */
+export function createORM(databaseUrl: string, log?: Logger): Services {
+  const orm = new MikroORM(ormOptions(databaseUrl, log));
+  return { orm, em: orm.em };
+}
+
+/** Whether PostgreSQL answers now; connects first when the ORM has not yet. */
+export async function isDatabaseReachable(orm: MikroORM): Promise<boolean> {
+  if (!(await orm.isConnected())) await orm.connect();
+  return (await orm.checkConnection()).ok;
+}
+
 /** Runs pending migrations; returns the names of those applied. */
 export async function migrateUp(orm: MikroORM): Promise<string[]> {
   const applied = await orm.migrator.up();

@@ -22,6 +22,17 @@ export function isReady(connection: Redis): boolean {
   return connection.status === 'ready';
 }
 
+/** Resolves when the connection is ready or after `ms`, whichever comes first. */
+export async function waitForRedis(connection: Redis, ms: number): Promise<void> {
+  if (isReady(connection)) return;
+  let timer: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+    connection.once('ready', resolve);
+  });
+  clearTimeout(timer);
+}
+
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */
 export function createWorkerConnection(url: string, log: Logger): Redis {
   return createConnection(url, log, { maxRetriesPerRequest: null, connectTimeout: 5_000 });

@@ -7,7 +7,8 @@ export const UserSchema = defineEntity({
   tableName: 'users',
   properties: {
     ...uuidPrimaryKey,
-    clerkUserId: p.string().length(255).unique().index(),
+    // The unique constraint's index serves lookups by Clerk id; a second index would only slow writes.
+    clerkUserId: p.string().length(255).unique(),
     email: p.string().length(255),
     timezone: p.string().length(50).default('UTC').nullable(),
     ...timestamps,

@@ -17,6 +17,20 @@ export function listen(app: Express, port: number, host = '0.0.0.0'): Promise<Se
   });
 }
 
+const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Stops accepting connections and waits for requests in flight; idle keep-alive connections
+ * close at once, and a client still sending after CLOSE_GRACE_MS is cut off.
+ */
+export async function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+  await closed;
+  clearTimeout(timer);
+}
+
 /** Stops everything once on SIGTERM or SIGINT, then exits 0 (1 if stopping failed). */
 export function stopOnSignals(log: Logger, ...parts: Stoppable[]): void {
   let stopping = false;

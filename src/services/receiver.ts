@@ -3,19 +3,21 @@ import type { Config } from '../config.ts';
 import { createApp } from '../http/app.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
-import { initORM, type Services } from '../orm.ts';
+import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
 import { createQueue } from '../queue.ts';
-import { createProducerConnection, isReady } from '../redis.ts';
+import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';
 import { SignatureVerifier } from '../webhooks/signature.ts';
 import { resolveSigningSecrets } from '../webhooks/signing-secrets.ts';
-import { listen, type Stoppable } from './lifecycle.ts';
+import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 
 /** Timeouts that keep a slow or stalled client from holding a connection open. */
 const REQUEST_TIMEOUT_MS = 10_000;
 const HEADERS_TIMEOUT_MS = 5_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** A receiver started together with Redis waits this long for it rather than answer 503 at once. */
+const REDIS_STARTUP_WAIT_MS = 3_000;
 
 export interface Receiver extends Stoppable {
   server: Server;
@@ -33,7 +35,7 @@ export async function startReceiver(
   services?: Services,
 ): Promise<Receiver> {
   const verifier = new SignatureVerifier(resolveSigningSecrets(config));
-  const ownServices = services ?? (await initORM(config.databaseUrl, log));
+  const ownServices = services ?? createORM(config.databaseUrl, log);
   const redis = createProducerConnection(config.redisUrl, log);
   const queue = createQueue(config.queueName, redis, log);
   const metrics = createReceiverMetrics(queue);
@@ -42,7 +44,7 @@ export async function startReceiver(
     log,
     metrics: metrics.registry,
     health: {
-      database: async () => (await ownServices.orm.checkConnection()).ok,
+      database: () => isDatabaseReachable(ownServices.orm),
       redis: async () => isReady(redis) && (await redis.ping()) === 'PONG',
     },
     dashboard: config.dashboard ? { queue, credentials: config.dashboard } : undefined,
@@ -56,6 +58,7 @@ export async function startReceiver(
     ],
   });
 
+  await waitForRedis(redis, REDIS_STARTUP_WAIT_MS);
   const server = await listen(app, config.port);
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
@@ -67,8 +70,7 @@ export async function startReceiver(
     server,
     port,
     async stop() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      await closeServer(server);
       await queue.close();
       redis.disconnect();
       if (!services) await ownServices.orm.close();

@@ -3,10 +3,10 @@ import type { Config } from '../config.ts';
 import { createApp } from '../http/app.ts';
 import type { Logger } from '../logger.ts';
 import { createWorkerMetrics } from '../metrics.ts';
-import { initORM, type Services } from '../orm.ts';
+import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
 import { createWorkerConnection, isReady } from '../redis.ts';
 import { createWebhookWorker } from '../workers/webhook-worker.ts';
-import { listen, type Stoppable } from './lifecycle.ts';
+import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 
 export interface WorkerProcess extends Stoppable {
   /** The status server's port: GET /metrics and GET /api/v1/health. */
@@ -28,7 +28,7 @@ export async function startWorker(
   log: Logger,
   options: WorkerProcessOptions = {},
 ): Promise<WorkerProcess> {
-  const services = options.services ?? (await initORM(config.databaseUrl, log));
+  const services = options.services ?? createORM(config.databaseUrl, log);
   const connection = createWorkerConnection(config.redisUrl, log);
   const metrics = createWorkerMetrics();
   const worker = createWebhookWorker({
@@ -46,7 +46,7 @@ export async function startWorker(
     log,
     metrics: metrics.registry,
     health: {
-      database: async () => (await services.orm.checkConnection()).ok,
+      database: () => isDatabaseReachable(services.orm),
       redis: async () => isReady(connection) && (await connection.ping()) === 'PONG',
     },
   });
@@ -62,8 +62,7 @@ export async function startWorker(
     server,
     async stop() {
       await worker.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      await closeServer(server);
       connection.disconnect();
       if (!options.services) await services.orm.close();
     },

@@ -1,4 +1,4 @@
-import express, { type Request, type Response, Router } from 'express';
+import express, { type ErrorRequestHandler, type Request, type Response, Router } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
 import type { ReceiverMetrics } from '../metrics.ts';
@@ -107,6 +107,15 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
       response.status(202).json({ status: result, id: job.svixId });
     },
   );
+  // The body parser's refusals (too large, bad encoding) skip the handler above; they are
+  // counted here and answered by the app's error handler as before.
+  router.use('/webhooks/clerk', ((error, _request, _response, next) => {
+    const status: unknown = error?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      deps.metrics.received(undefined, status === 413 ? 'too_large' : 'bad_request');
+    }
+    next(error);
+  }) satisfies ErrorRequestHandler);
   return router;
 }
 

@@ -25,7 +25,12 @@ export async function enqueueDelivery(
   if (failedAt !== null) {
     const job = await queue.getJob(data.svixId);
     if (job) {
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      try {
+        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } catch (error) {
+        // A concurrent redelivery may have moved it out of the failed set first.
+        if ((await job.getState()) === 'failed') throw error;
+      }
       return 'requeued';
     }
   }

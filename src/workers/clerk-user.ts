@@ -41,9 +41,20 @@ export function chooseTimezone(user: ClerkUser): string {
   );
 }
 
+const canonicalNames = new Map<string, string | undefined>();
+const MAX_CACHED_NAMES = 2_000;
+
 /** The canonical spelling of an IANA time zone name, or undefined when it is not one. */
 export function canonicalTimezone(candidate: unknown): string | undefined {
   if (typeof candidate !== 'string' || !IANA_NAME.test(candidate)) return undefined;
+  // Asking Intl is costly and there are only a few hundred zones: remember the answers.
+  if (canonicalNames.has(candidate)) return canonicalNames.get(candidate);
+  const name = resolveTimezone(candidate);
+  if (canonicalNames.size < MAX_CACHED_NAMES) canonicalNames.set(candidate, name);
+  return name;
+}
+
+function resolveTimezone(candidate: string): string | undefined {
   try {
     const name = new Intl.DateTimeFormat('en-US', { timeZone: candidate }).resolvedOptions()
       .timeZone;

@@ -59,6 +59,9 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
     connection: options.connection,
     concurrency: options.concurrency,
     lockDuration: options.lockDurationMs,
+    // BullMQ checks for stalled jobs every 30 s whatever the lock duration; checking once per
+    // lock duration is what lets a shorter lock actually hand a dead worker's jobs on sooner.
+    stalledInterval: options.lockDurationMs,
     maxStalledCount: MAX_STALLED_COUNT,
     settings: { backoffStrategy: cappedExponentialBackoff },
     autorun: false,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
+import { createLogger } from '../../src/logger.ts';
 import { initORM, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
 
 export const SERVER_URL =
@@ -18,7 +19,7 @@ export async function createTestDatabase(
 ): Promise<TestDatabase> {
   const name = `clerk_sync_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const url = `${SERVER_URL}/${name}`;
-  const services = await initORM(url);
+  const services = await initORM(url, createLogger({ level: 'silent' }));
   if (options.migrate ?? true) await migrateUp(services.orm);
   return {
     ...services,
@@ -63,4 +64,13 @@ export async function countRows(
     params,
   );
   return Number(row?.count);
+}
+
+/**
+ * Opens as many pool connections as `count` at once. Without it, the first of many concurrent
+ * transactions takes the one idle connection and commits while the others still wait for
+ * theirs, and nothing really races.
+ */
+export async function openPoolConnections(services: Services, count = 10): Promise<void> {
+  await Promise.all(Array.from({ length: count }, () => sql(services, 'select pg_sleep(0.05)')));
 }

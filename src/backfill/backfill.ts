@@ -1,0 +1,140 @@
+import type { ClerkClient } from '@clerk/backend';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { SyncCheckpoint } from '../entities/index.ts';
+import {
+  applyUserChanges,
+  type ChangeOutcome,
+  type UserChange,
+} from '../users/apply-user-changes.ts';
+import { clerkUserSchema } from '../workers/clerk-user.ts';
+import { type ApiRetryEvents, fetchUserPage, type UserPage } from './clerk-api.ts';
+import type { Progress } from './progress.ts';
+
+export const BACKFILL_CHECKPOINT = 'backfill';
+
+export type BackfillCounts = Record<ChangeOutcome | 'invalid', number>;
+
+export interface BackfillResult {
+  counts: BackfillCounts;
+  total: number;
+  seen: number;
+  resumedFrom: number;
+  seconds: number;
+}
+
+export interface BackfillOptions {
+  em: EntityManager;
+  client: ClerkClient;
+  progress?: Progress;
+  dryRun?: boolean;
+  restart?: boolean;
+  api?: ApiRetryEvents;
+}
+
+/**
+ * Imports every Clerk user, oldest first, a page of 500 per transaction, with the webhook
+ * rules: default preferences for new users, nothing older than what is stored, no deleted user
+ * brought back. Each page's rows and the checkpoint after it commit together, so an
+ * interrupted run resumes after the last committed page. The next page is fetched while the
+ * current one is written.
+ */
+export async function runBackfill(options: BackfillOptions): Promise<BackfillResult> {
+  const { em, client, progress } = options;
+  const startedAt = performance.now();
+  const counts = emptyCounts();
+  if (options.restart && !options.dryRun)
+    await em.fork().nativeDelete(SyncCheckpoint, { name: BACKFILL_CHECKPOINT });
+  const resumedFrom = options.dryRun || options.restart ? 0 : await checkpointOffset(em);
+
+  let offset = resumedFrom;
+  let seen = 0;
+  let next: Promise<UserPage> = fetchUserPage(client, offset, options.api);
+  let page = await next;
+  progress?.start(page.totalCount, offset);
+  while (page.users.length > 0) {
+    const nextOffset = offset + page.users.length;
+    next = fetchUserPage(client, nextOffset, options.api);
+    next.catch(() => undefined);
+
+    const { changes, invalid } = toChanges(page);
+    counts.invalid += invalid;
+    const outcomes = await writePage(em, changes, nextOffset, options.dryRun ?? false);
+    for (const outcome of outcomes) counts[outcome]++;
+    seen += page.users.length;
+    progress?.update(nextOffset, Math.max(page.totalCount, nextOffset));
+
+    offset = nextOffset;
+    page = await next;
+  }
+  progress?.stop();
+  return {
+    counts,
+    total: page.totalCount,
+    seen,
+    resumedFrom,
+    seconds: (performance.now() - startedAt) / 1000,
+  };
+}
+
+async function writePage(
+  em: EntityManager,
+  changes: UserChange[],
+  nextOffset: number,
+  dryRun: boolean,
+) {
+  if (dryRun) return applyUserChanges(em, changes, { dryRun });
+  return em.fork().transactional(async (tx) => {
+    const outcomes = await applyUserChanges(tx, changes);
+    await tx.upsert(SyncCheckpoint, {
+      name: BACKFILL_CHECKPOINT,
+      nextOffset,
+      updatedAt: new Date(),
+    });
+    return outcomes;
+  });
+}
+
+function toChanges(page: UserPage): { changes: UserChange[]; invalid: number } {
+  const changes: UserChange[] = [];
+  let invalid = 0;
+  for (const raw of page.users) {
+    const parsed = clerkUserSchema.safeParse(raw);
+    if (parsed.success) changes.push({ kind: 'upsert', user: parsed.data });
+    else invalid++;
+  }
+  return { changes, invalid };
+}
+
+async function checkpointOffset(em: EntityManager): Promise<number> {
+  const checkpoint = await em.fork().findOne(SyncCheckpoint, { name: BACKFILL_CHECKPOINT });
+  return checkpoint?.nextOffset ?? 0;
+}
+
+function emptyCounts(): BackfillCounts {
+  return {
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    stale: 0,
+    deleted_earlier: 0,
+    no_email: 0,
+    invalid: 0,
+    deleted: 0,
+    absent: 0,
+  };
+}
+
+/** The closing summary: what was created, updated, left alone, and skipped and why. */
+export function formatBackfillSummary(result: BackfillResult, dryRun: boolean): string {
+  const { counts } = result;
+  const skipped = counts.stale + counts.deleted_earlier + counts.no_email + counts.invalid;
+  const rate = Math.round(result.seen / Math.max(result.seconds, 0.001));
+  const lines = [
+    `${dryRun ? 'backfill dry run (nothing written)' : 'backfill finished'}: ${result.seen} users in ${result.seconds.toFixed(1)} s (${rate} users/s)${result.resumedFrom ? `, resumed after ${result.resumedFrom}` : ''}`,
+    `  ${dryRun ? 'would create' : 'created'}    ${counts.created}`,
+    `  ${dryRun ? 'would update' : 'updated'}    ${counts.updated}`,
+    `  unchanged  ${counts.unchanged}`,
+    `  skipped    ${skipped} (older than stored: ${counts.stale}, deleted by a webhook: ${counts.deleted_earlier}, no email address: ${counts.no_email}, malformed: ${counts.invalid})`,
+  ];
+  return lines.join('\n');
+}

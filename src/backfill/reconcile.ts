@@ -1,0 +1,218 @@
+import type { ClerkClient } from '@clerk/backend';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { DeletedClerkUser, User } from '../entities/index.ts';
+import {
+  applyUserChanges,
+  type ChangeOutcome,
+  type UserChange,
+} from '../users/apply-user-changes.ts';
+import {
+  type ClerkUser,
+  chooseEmail,
+  chooseTimezone,
+  clerkUserSchema,
+} from '../workers/clerk-user.ts';
+import { type ApiRetryEvents, fetchUserPage, PAGE_SIZE, userExists } from './clerk-api.ts';
+import type { Progress } from './progress.ts';
+
+const LOCAL_BATCH = 5_000;
+
+export interface Drift {
+  clerkUserId: string;
+  fields: ('email' | 'timezone')[];
+  local: { email: string; timezone: string | null | undefined };
+  clerk: { email: string | undefined; timezone: string };
+}
+
+export interface ReconcileReport {
+  clerkUsers: number;
+  localUsers: number;
+  /** In Clerk, not here. */
+  missing: string[];
+  /** Here, and Clerk says the user does not exist (checked one by one). */
+  gone: string[];
+  /** Email or timezone differ. */
+  drifted: Drift[];
+  /** Deleted here by a user.deleted, yet listed by Clerk: left deleted. */
+  deletedHere: string[];
+  /** Clerk users that cannot be stored (no email address, malformed). */
+  unusable: string[];
+  applied?: Partial<Record<ChangeOutcome, number>>;
+}
+
+export interface ReconcileOptions {
+  em: EntityManager;
+  client: ClerkClient;
+  apply?: boolean;
+  progress?: Progress;
+  api?: ApiRetryEvents;
+}
+
+/**
+ * Compares the local users table with Clerk's user list. Changes nothing unless `apply`: then
+ * the missing are created and the drifted fixed through the same rules as webhooks, and the
+ * gone deleted through the same path as user.deleted (so they leave tombstones).
+ */
+export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
+  const clerk = await listClerkUsers(options);
+  const report: ReconcileReport = {
+    clerkUsers: clerk.size,
+    localUsers: 0,
+    missing: [],
+    gone: [],
+    drifted: [],
+    deletedHere: [],
+    unusable: [],
+  };
+
+  const seenLocally = new Set<string>();
+  const goneCandidates: string[] = [];
+  for await (const users of localUsers(options.em)) {
+    report.localUsers += users.length;
+    for (const user of users) {
+      seenLocally.add(user.clerkUserId);
+      const clerkUser = clerk.get(user.clerkUserId);
+      if (!clerkUser) {
+        goneCandidates.push(user.clerkUserId);
+        continue;
+      }
+      const drift = compare(user, clerkUser);
+      if (drift) report.drifted.push(drift);
+    }
+  }
+
+  const tombstones = await tombstoned(
+    options.em,
+    [...clerk.keys()].filter((id) => !seenLocally.has(id)),
+  );
+  for (const [id, clerkUser] of clerk) {
+    if (seenLocally.has(id)) continue;
+    if (tombstones.has(id)) report.deletedHere.push(id);
+    else if (!chooseEmail(clerkUser)) report.unusable.push(id);
+    else report.missing.push(id);
+  }
+  // A user deleted in Clerk while the list was being read shifts its pages; only a user that
+  // Clerk itself says is gone counts as gone.
+  for (const id of goneCandidates) {
+    if (!(await userExists(options.client, id, options.api))) report.gone.push(id);
+  }
+
+  if (options.apply) {
+    const changes: UserChange[] = [
+      ...report.missing.map((id) => ({
+        kind: 'upsert' as const,
+        user: clerk.get(id) as ClerkUser,
+      })),
+      ...report.drifted.map((drift) => ({
+        kind: 'upsert' as const,
+        user: clerk.get(drift.clerkUserId) as ClerkUser,
+      })),
+      ...report.gone.map((clerkUserId) => ({ kind: 'delete' as const, clerkUserId })),
+    ];
+    report.applied = {};
+    for (let start = 0; start < changes.length; start += PAGE_SIZE) {
+      for (const outcome of await applyUserChanges(
+        options.em.fork(),
+        changes.slice(start, start + PAGE_SIZE),
+      )) {
+        report.applied[outcome] = (report.applied[outcome] ?? 0) + 1;
+      }
+    }
+  }
+  return report;
+}
+
+async function listClerkUsers(options: ReconcileOptions): Promise<Map<string, ClerkUser>> {
+  const users = new Map<string, ClerkUser>();
+  let offset = 0;
+  for (;;) {
+    const page = await fetchUserPage(options.client, offset, options.api);
+    if (offset === 0) options.progress?.start(page.totalCount, 0);
+    for (const raw of page.users) {
+      const parsed = clerkUserSchema.safeParse(raw);
+      if (parsed.success) users.set(parsed.data.id, parsed.data);
+    }
+    offset += page.users.length;
+    options.progress?.update(offset, Math.max(page.totalCount, offset));
+    if (page.users.length < PAGE_SIZE) break;
+  }
+  options.progress?.stop();
+  return users;
+}
+
+async function* localUsers(em: EntityManager) {
+  let after = '';
+  for (;;) {
+    const users = await em
+      .fork()
+      .find(
+        User,
+        { clerkUserId: { $gt: after } },
+        { orderBy: { clerkUserId: 'asc' }, limit: LOCAL_BATCH },
+      );
+    if (users.length === 0) return;
+    yield users;
+    after = users.at(-1)?.clerkUserId ?? after;
+  }
+}
+
+async function tombstoned(em: EntityManager, ids: string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let start = 0; start < ids.length; start += LOCAL_BATCH) {
+    const rows = await em
+      .fork()
+      .find(DeletedClerkUser, { clerkUserId: { $in: ids.slice(start, start + LOCAL_BATCH) } });
+    for (const row of rows) found.add(row.clerkUserId);
+  }
+  return found;
+}
+
+function compare(user: User, clerkUser: ClerkUser): Drift | undefined {
+  const clerk = { email: chooseEmail(clerkUser), timezone: chooseTimezone(clerkUser) };
+  const fields: Drift['fields'] = [];
+  if (clerk.email !== undefined && clerk.email !== user.email) fields.push('email');
+  if (clerk.timezone !== user.timezone) fields.push('timezone');
+  if (fields.length === 0) return undefined;
+  return {
+    clerkUserId: user.clerkUserId,
+    fields,
+    local: { email: user.email, timezone: user.timezone },
+    clerk,
+  };
+}
+
+const SHOWN_IDS = 5;
+
+/** The report as text: counts and the first few Clerk ids of each kind; emails only on request. */
+export function formatReconcileReport(
+  report: ReconcileReport,
+  options: { showEmails?: boolean } = {},
+): string {
+  const ids = (list: string[]) =>
+    list.length
+      ? `: ${list.slice(0, SHOWN_IDS).join(', ')}${list.length > SHOWN_IDS ? ', …' : ''}`
+      : '';
+  const lines = [
+    `reconcile: ${report.clerkUsers} users in Clerk, ${report.localUsers} here`,
+    `  missing here         ${report.missing.length}${ids(report.missing)}`,
+    `  gone from Clerk      ${report.gone.length}${ids(report.gone)}`,
+    `  email drift          ${report.drifted.filter((d) => d.fields.includes('email')).length}${ids(report.drifted.filter((d) => d.fields.includes('email')).map((d) => d.clerkUserId))}`,
+    `  timezone drift       ${report.drifted.filter((d) => d.fields.includes('timezone')).length}${ids(report.drifted.filter((d) => d.fields.includes('timezone')).map((d) => d.clerkUserId))}`,
+    `  deleted here, still in Clerk (left deleted) ${report.deletedHere.length}${ids(report.deletedHere)}`,
+    `  cannot be stored (no email address) ${report.unusable.length}${ids(report.unusable)}`,
+  ];
+  if (options.showEmails) {
+    for (const drift of report.drifted.slice(0, SHOWN_IDS)) {
+      lines.push(
+        `    ${drift.clerkUserId}: here ${drift.local.email} ${drift.local.timezone ?? '-'}; Clerk ${drift.clerk.email ?? '-'} ${drift.clerk.timezone}`,
+      );
+    }
+  }
+  if (report.applied) {
+    const applied = Object.entries(report.applied).map(([outcome, count]) => `${outcome} ${count}`);
+    lines.push(`applied: ${applied.length ? applied.join(', ') : 'nothing to change'}`);
+  } else {
+    lines.push('nothing changed (run with --apply to fix)');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,43 @@
+import { parseArgs } from 'node:util';
+import { formatBackfillSummary, runBackfill } from '../backfill/backfill.ts';
+import { clerkClientFrom } from '../backfill/clerk-api.ts';
+import { createProgress } from '../backfill/progress.ts';
+import { exitWithError, loadConfigOrExit } from '../config.ts';
+import { initORM } from '../orm.ts';
+import { runOrExit } from './run.ts';
+
+const USAGE = `usage: npm run backfill -- [--dry-run] [--restart]
+  Imports every user from Clerk's Backend API (CLERK_SECRET_KEY, CLERK_API_URL).
+  --dry-run   report what would be written; write nothing
+  --restart   start from the first page instead of resuming after the last committed one`;
+
+await runOrExit(async () => {
+  const { values } = parseArgs({
+    options: {
+      'dry-run': { type: 'boolean' },
+      restart: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) exitWithError(USAGE);
+  const config = loadConfigOrExit();
+  const client = clerkClientFrom(config);
+  const { orm, em } = await initORM(config.databaseUrl);
+  const progress = createProgress('backfill');
+  try {
+    const dryRun = values['dry-run'] ?? false;
+    const result = await runBackfill({
+      em,
+      client,
+      progress,
+      dryRun,
+      restart: values.restart,
+      api: {
+        onRetry: (reason, waitMs) => progress.note(`backfill: ${reason}; retrying in ${waitMs} ms`),
+      },
+    });
+    console.log(formatBackfillSummary(result, dryRun));
+  } finally {
+    await orm.close();
+  }
+});

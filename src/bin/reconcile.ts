@@ -1,0 +1,42 @@
+import { parseArgs } from 'node:util';
+import { clerkClientFrom } from '../backfill/clerk-api.ts';
+import { createProgress } from '../backfill/progress.ts';
+import { formatReconcileReport, reconcile } from '../backfill/reconcile.ts';
+import { exitWithError, loadConfigOrExit } from '../config.ts';
+import { initORM } from '../orm.ts';
+import { runOrExit } from './run.ts';
+
+const USAGE = `usage: npm run reconcile -- [--apply] [--show-emails]
+  Compares the users table with Clerk's Backend API (CLERK_SECRET_KEY, CLERK_API_URL).
+  --apply         create the missing, delete the gone, fix the drifted
+  --show-emails   include the differing email addresses in the report`;
+
+await runOrExit(async () => {
+  const { values } = parseArgs({
+    options: {
+      apply: { type: 'boolean' },
+      'show-emails': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) exitWithError(USAGE);
+  const config = loadConfigOrExit();
+  const client = clerkClientFrom(config);
+  const { orm, em } = await initORM(config.databaseUrl);
+  const progress = createProgress('reconcile: reading Clerk');
+  try {
+    const report = await reconcile({
+      em,
+      client,
+      apply: values.apply,
+      progress,
+      api: {
+        onRetry: (reason, waitMs) =>
+          progress.note(`reconcile: ${reason}; retrying in ${waitMs} ms`),
+      },
+    });
+    console.log(formatReconcileReport(report, { showEmails: values['show-emails'] }));
+  } finally {
+    await orm.close();
+  }
+});

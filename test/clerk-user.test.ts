@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { type ClerkUser, chooseEmail, chooseTimezone } from '../src/workers/clerk-user.ts';
+
+function clerkUser(overrides: Partial<ClerkUser> = {}): ClerkUser {
+  return {
+    id: 'user_1',
+    email_addresses: [],
+    primary_email_address_id: null,
+    public_metadata: {},
+    unsafe_metadata: {},
+    updated_at: 1,
+    ...overrides,
+  };
+}
+
+const addresses = [
+  { id: 'idn_first', email_address: 'first@example.com' },
+  { id: 'idn_primary', email_address: 'primary@example.com' },
+];
+
+describe('chooseEmail', () => {
+  it('takes the primary address', () => {
+    expect(
+      chooseEmail(
+        clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_primary' }),
+      ),
+    ).toBe('primary@example.com');
+  });
+
+  it('falls back to the first address without a primary', () => {
+    expect(chooseEmail(clerkUser({ email_addresses: addresses }))).toBe('first@example.com');
+  });
+
+  it('falls back to the first address when the primary id matches none', () => {
+    expect(
+      chooseEmail(clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_gone' })),
+    ).toBe('first@example.com');
+  });
+
+  it('is undefined when the user has no address', () => {
+    expect(chooseEmail(clerkUser())).toBeUndefined();
+  });
+
+  it('skips addresses that cannot be stored (empty, or longer than the column)', () => {
+    const tooLong = `${'a'.repeat(250)}@example.com`;
+    expect(
+      chooseEmail(
+        clerkUser({
+          email_addresses: [
+            { id: 'idn_long', email_address: tooLong },
+            { id: 'idn_empty', email_address: '' },
+          ],
+          primary_email_address_id: 'idn_long',
+        }),
+      ),
+    ).toBeUndefined();
+  });
+});
+
+describe('chooseTimezone', () => {
+  const withZones = (publicZone?: unknown, unsafeZone?: unknown) =>
+    chooseTimezone(
+      clerkUser({
+        public_metadata: publicZone === undefined ? {} : { timezone: publicZone },
+        unsafe_metadata: unsafeZone === undefined ? {} : { timezone: unsafeZone },
+      }),
+    );
+
+  it('prefers public metadata over unsafe metadata', () => {
+    expect(withZones('Europe/Berlin', 'Asia/Tokyo')).toBe('Europe/Berlin');
+  });
+
+  it('uses unsafe metadata when public metadata has no valid zone', () => {
+    expect(withZones(undefined, 'Asia/Tokyo')).toBe('Asia/Tokyo');
+    expect(withZones('Mars/Olympus', 'Asia/Tokyo')).toBe('Asia/Tokyo');
+  });
+
+  it('is UTC when neither has one, or metadata is missing altogether', () => {
+    expect(withZones()).toBe('UTC');
+    expect(chooseTimezone(clerkUser({ public_metadata: null, unsafe_metadata: undefined }))).toBe(
+      'UTC',
+    );
+  });
+
+  it.each([
+    'Mars/Olympus',
+    '+01:00',
+    'a'.repeat(60),
+    '',
+    '../../etc/passwd',
+    42,
+    { name: 'Europe/Paris' },
+  ])('rejects %j and falls through to UTC', (zone) => {
+    expect(withZones(zone, zone)).toBe('UTC');
+  });
+
+  it('canonicalises the spelling of a valid name', () => {
+    expect(withZones('europe/paris')).toBe('Europe/Paris');
+    expect(withZones(undefined, 'AMERICA/NEW_YORK')).toBe('America/New_York');
+  });
+});

@@ -1,0 +1,165 @@
+import { spawn } from 'node:child_process';
+import { delimiter, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SECRET_A = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const SECRET_B = 'whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=';
+
+function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected loadConfig to reject the environment');
+}
+
+describe('loadConfig', () => {
+  it('falls back to the documented defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.databaseUrl).toBe('postgresql://postgres:postgres@127.0.0.1:5432/clerk_sync');
+    expect(config.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.port).toBe(3000);
+    expect(config.webhookSecrets).toEqual([]);
+    expect(config.dashboard).toBeUndefined();
+  });
+
+  it('returns a frozen config, secrets and credentials included', () => {
+    const config = loadConfig({
+      CLERK_WEBHOOK_SIGNING_SECRET: SECRET_A,
+      DASHBOARD_USERNAME: 'operator',
+      DASHBOARD_PASSWORD: 'correct horse',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.webhookSecrets)).toBe(true);
+    expect(Object.isFrozen(config.dashboard)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow(TypeError);
+    expect(config.port).toBe(3000);
+  });
+
+  it('reads PORT as a number', () => {
+    expect(loadConfig({ PORT: '8080' }).port).toBe(8080);
+    expect(configError({ PORT: 'eighty' }).message).toContain('PORT');
+  });
+
+  it('splits comma-separated whsec_ secrets into a list, in order', () => {
+    const config = loadConfig({ CLERK_WEBHOOK_SIGNING_SECRET: ` ${SECRET_A} , ${SECRET_B} ` });
+    expect(config.webhookSecrets).toEqual([SECRET_A, SECRET_B]);
+  });
+
+  it('rejects a secret that is not a whsec_ secret, without echoing it', () => {
+    const error = configError({
+      CLERK_WEBHOOK_SIGNING_SECRET: `${SECRET_A},sk_live_notawebhooksecret`,
+    });
+    expect(error.message).toContain('CLERK_WEBHOOK_SIGNING_SECRET');
+    expect(error.message).not.toContain('sk_live_notawebhooksecret');
+  });
+
+  it('rejects a DATABASE_URL that is not a PostgreSQL URL, naming the variable', () => {
+    for (const url of ['mysql://admin:s3cret@db.internal/app', 'not a url']) {
+      const error = configError({ DATABASE_URL: url });
+      expect(error.message).toContain('DATABASE_URL');
+      expect(error.message).not.toContain('s3cret');
+    }
+  });
+
+  it('rejects a DASHBOARD_USERNAME without a DASHBOARD_PASSWORD, and the reverse', () => {
+    expect(configError({ DASHBOARD_USERNAME: 'operator' }).message).toContain('DASHBOARD_PASSWORD');
+    expect(configError({ DASHBOARD_PASSWORD: 'correct horse' }).message).toContain(
+      'DASHBOARD_USERNAME',
+    );
+  });
+
+  it('configures the dashboard only when both credentials are set', () => {
+    const config = loadConfig({ DASHBOARD_USERNAME: 'operator', DASHBOARD_PASSWORD: 'pw' });
+    expect(config.dashboard).toEqual({ username: 'operator', password: 'pw' });
+  });
+});
+
+interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command with this test's Node 24 first on PATH, as `npm run` puts the pinned one. */
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', (code) =>
+      resolve({ code, stdout, stderr: stripVTControlCharacters(stderr) }),
+    );
+  });
+}
+
+function prepareDatabase(env: Record<string, string>): Promise<CommandResult> {
+  return run('node_modules/.bin/tsx', ['src/bin/prepare-database.ts'], env);
+}
+
+function expectOneReadableLine(stderr: string, mustName: string): void {
+  const lines = stderr.split('\n').filter(Boolean);
+  expect(lines, stderr).toHaveLength(1);
+  expect(lines[0]).toContain(mustName);
+  expect(stderr).not.toContain('    at ');
+}
+
+describe('prepare-database command', () => {
+  it('runs on Node 24', async () => {
+    const result = await run('node', ['-p', 'process.versions.node']);
+    expect(result.stdout.trim()).toMatch(/^24\./);
+  });
+
+  it('exits 1 with one line naming DATABASE_URL when it is not a PostgreSQL URL', async () => {
+    const result = await prepareDatabase({
+      DATABASE_URL: 'mysql://x',
+    });
+    expect(result.code).toBe(1);
+    expectOneReadableLine(result.stderr, 'DATABASE_URL');
+  });
+
+  it('exits 1 with one line naming DATABASE_URL when nothing listens there, without its password', async () => {
+    const result = await prepareDatabase({
+      DATABASE_URL: 'postgresql://postgres:s3cret@127.0.0.1:1/clerk_sync',
+    });
+    expect(result.code).toBe(1);
+    expectOneReadableLine(result.stderr, 'DATABASE_URL');
+    expect(result.stderr).toContain('127.0.0.1:1');
+    expect(result.stderr).not.toContain('s3cret');
+  });
+
+  it('exits 1 with one line naming the variable for any other bad setting', async () => {
+    const result = await prepareDatabase({
+      CLERK_WEBHOOK_SIGNING_SECRET: 'not-a-secret',
+    });
+    expect(result.code).toBe(1);
+    expectOneReadableLine(result.stderr, 'CLERK_WEBHOOK_SIGNING_SECRET');
+  });
+});

@@ -1,0 +1,127 @@
+import { spawn } from 'node:child_process';
+import { delimiter, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { User, UserPreferences } from '../src/entities/index.ts';
+import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI_TIMEOUT_MS = 60_000;
+const STEPS = [
+  'create user',
+  'find user by clerk_user_id',
+  'create preferences',
+  'load user with preferences in one query',
+  'delete user and cascade preferences',
+];
+
+interface CommandResult {
+  code: number | null;
+  lines: string[];
+}
+
+/** `npm run -s db:check` with this test's Node 24 first on PATH; stdout and stderr as one list of lines. */
+function runDbCheck(databaseUrl: string): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', ['run', '-s', 'db:check'], {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`,
+        DATABASE_URL: databaseUrl,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const collect = (chunk: string) => {
+      output += chunk;
+    };
+    child.stdout.setEncoding('utf8').on('data', collect);
+    child.stderr.setEncoding('utf8').on('data', collect);
+    child.once('error', reject);
+    child.once('close', (code) =>
+      resolve({ code, lines: stripVTControlCharacters(output).split('\n').filter(Boolean) }),
+    );
+  });
+}
+
+function expectNoStackTrace(lines: string[]): void {
+  expect(lines.filter((line) => line.startsWith('    at '))).toEqual([]);
+}
+
+describe('npm run db:check on a migrated database', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(() => db?.drop());
+
+  it(
+    'reports every step and pgvector, passes, and leaves no rows behind',
+    async () => {
+      const { code, lines } = await runDbCheck(db.url);
+      expect(code, lines.join('\n')).toBe(0);
+      for (const step of STEPS) {
+        expect(lines.filter((line) => line.startsWith(`ok   ${step}: `))).toHaveLength(1);
+      }
+      expect(lines).toContainEqual(expect.stringMatching(/^ok {3}pgvector: pgvector \d+\.\d+/));
+      expect(lines.at(-1)).toBe('database check passed');
+      expect(await countRows(db, 'users')).toBe(0);
+      expect(await countRows(db, 'user_preferences')).toBe(0);
+    },
+    CLI_TIMEOUT_MS,
+  );
+
+  it(
+    "leaves the application's own users and preferences alone",
+    async () => {
+      const em = db.em.fork();
+      const user = em.create(User, { clerkUserId: 'user_existing', email: 'kept@example.com' });
+      em.create(UserPreferences, { user, theme: 'classic' });
+      await em.flush();
+
+      const { code, lines } = await runDbCheck(db.url);
+      expect(code, lines.join('\n')).toBe(0);
+      expect(await sql(db, 'select clerk_user_id from users')).toEqual([
+        { clerk_user_id: 'user_existing' },
+      ]);
+      expect(await sql(db, 'select theme from user_preferences')).toEqual([{ theme: 'classic' }]);
+    },
+    CLI_TIMEOUT_MS,
+  );
+});
+
+describe('npm run db:check on a database that was not migrated', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase({ migrate: false });
+  });
+  afterAll(() => db?.drop());
+
+  it(
+    'fails, naming the pgvector step, in readable lines',
+    async () => {
+      const { code, lines } = await runDbCheck(db.url);
+      expect(code).not.toBe(0);
+      expect(lines).toContainEqual(expect.stringMatching(/^FAIL pgvector: /));
+      expect(lines).not.toContain('database check passed');
+      expectNoStackTrace(lines);
+    },
+    CLI_TIMEOUT_MS,
+  );
+
+  it(
+    'fails at the first step that needs the tables when only pgvector is there',
+    async () => {
+      await sql(db, 'create extension if not exists vector');
+      const { code, lines } = await runDbCheck(db.url);
+      expect(code).not.toBe(0);
+      expect(lines).toContainEqual(expect.stringMatching(/^ok {3}pgvector: /));
+      expect(lines).toContainEqual(expect.stringMatching(/^FAIL create user: .*users/));
+      expect(lines.filter((line) => line.startsWith('FAIL '))).toHaveLength(1);
+      expectNoStackTrace(lines);
+    },
+    CLI_TIMEOUT_MS,
+  );
+});

@@ -1,0 +1,284 @@
+import { UnrecoverableError } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import { type ClerkEvent, toJobEvent } from '../src/queue.ts';
+import { clerkUserSchema } from '../src/workers/clerk-user.ts';
+import type { HandlerContext } from '../src/workers/context.ts';
+import { dispatchEvent } from '../src/workers/dispatch.ts';
+import { handleUserCreated } from '../src/workers/handlers/user-created.ts';
+import { handleUserDeleted } from '../src/workers/handlers/user-deleted.ts';
+import {
+  countRows,
+  createTestDatabase,
+  openPoolConnections,
+  sql,
+  type TestDatabase,
+} from './support/database.ts';
+import { capturingLogger } from './support/logs.ts';
+
+let db: TestDatabase;
+const { log } = capturingLogger();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+/** A fresh unit of work per call, as the worker gives each job. */
+function context(): HandlerContext {
+  return { em: db.em.fork(), log };
+}
+
+/** What the worker receives: the event as the receiver trims it for the queue. */
+function jobEvent(event: object): ClerkEvent {
+  return toJobEvent(event as ClerkEvent);
+}
+
+function created(id: string, user: { email?: string | null; timezone?: string; at?: number }) {
+  return jobEvent(
+    sampleUserEvent('user.created', {
+      id,
+      email: user.email,
+      timezone: user.timezone,
+      updatedAt: user.at,
+    }),
+  );
+}
+
+function updated(id: string, user: { email?: string | null; timezone?: string; at?: number }) {
+  return jobEvent(
+    sampleUserEvent('user.updated', {
+      id,
+      email: user.email,
+      timezone: user.timezone,
+      updatedAt: user.at,
+    }),
+  );
+}
+
+interface UserRow {
+  id: string;
+  email: string;
+  timezone: string;
+}
+
+interface PreferencesRow {
+  theme: string;
+  communication_preferences: unknown;
+  custom_hours: unknown;
+  onboarding_completed: boolean;
+}
+
+async function userRow(clerkUserId: string): Promise<UserRow | undefined> {
+  const [row] = await sql<UserRow>(
+    db,
+    'select id, email, timezone from users where clerk_user_id = ?',
+    [clerkUserId],
+  );
+  return row;
+}
+
+async function preferencesRows(clerkUserId: string): Promise<PreferencesRow[]> {
+  return sql<PreferencesRow>(
+    db,
+    `select p.theme, p.communication_preferences, p.custom_hours, p.onboarding_completed
+       from user_preferences p join users u on u.id = p.user_id where u.clerk_user_id = ?`,
+    [clerkUserId],
+  );
+}
+
+async function tombstones(clerkUserId: string): Promise<number> {
+  return countRows(db, 'deleted_clerk_users', 'clerk_user_id = ?', [clerkUserId]);
+}
+
+describe('user.created', () => {
+  it('stores the user and its default preferences', async () => {
+    const id = clerkId('user');
+    const outcome = await dispatchEvent(
+      created(id, { email: 'created@example.com', timezone: 'Europe/Paris' }),
+      context(),
+    );
+
+    expect(outcome).toBe('created');
+    expect(await userRow(id)).toMatchObject({
+      email: 'created@example.com',
+      timezone: 'Europe/Paris',
+    });
+    expect(await preferencesRows(id)).toEqual([
+      {
+        theme: 'modern',
+        communication_preferences: { email: true, sms: false, in_app: true },
+        custom_hours: { start: '09:00', end: '17:00', timezone: 'Europe/Paris' },
+        onboarding_completed: false,
+      },
+    ]);
+  });
+
+  it('is unchanged when delivered again', async () => {
+    const id = clerkId('user');
+    const event = created(id, { email: 'again@example.com', at: 1_000 });
+    expect(await dispatchEvent(event, context())).toBe('created');
+    expect(await dispatchEvent(event, context())).toBe('stale');
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
+    expect(await preferencesRows(id)).toHaveLength(1);
+  });
+
+  it('fails for good, storing nothing, when the user has no email address', async () => {
+    const id = clerkId('user');
+    const attempt = dispatchEvent(created(id, { email: null }), context());
+    await expect(attempt).rejects.toBeInstanceOf(UnrecoverableError);
+    await expect(attempt).rejects.toThrow(/no email/);
+    expect(await userRow(id)).toBeUndefined();
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+  });
+
+  it('fails for good on a payload without a user id', async () => {
+    const event = created(clerkId('user'), {});
+    delete event.data.id;
+    await expect(dispatchEvent(event, context())).rejects.toBeInstanceOf(UnrecoverableError);
+  });
+});
+
+describe('user.updated', () => {
+  it('changes email and timezone but never touches customised preferences', async () => {
+    const id = clerkId('user');
+    await dispatchEvent(
+      created(id, { email: 'before@example.com', timezone: 'Europe/Paris', at: 1_000 }),
+      context(),
+    );
+    await sql(
+      db,
+      `update user_preferences set theme = 'medieval', onboarding_completed = true,
+         communication_preferences = '{"email":false,"sms":true,"in_app":false}'
+       where user_id = (select id from users where clerk_user_id = ?)`,
+      [id],
+    );
+
+    const outcome = await dispatchEvent(
+      updated(id, { email: 'after@example.com', timezone: 'Asia/Tokyo', at: 2_000 }),
+      context(),
+    );
+
+    expect(outcome).toBe('updated');
+    expect(await userRow(id)).toMatchObject({ email: 'after@example.com', timezone: 'Asia/Tokyo' });
+    expect(await preferencesRows(id)).toEqual([
+      {
+        theme: 'medieval',
+        communication_preferences: { email: false, sms: true, in_app: false },
+        custom_hours: { start: '09:00', end: '17:00', timezone: 'Europe/Paris' },
+        onboarding_completed: true,
+      },
+    ]);
+  });
+
+  it('creates a missing user with default preferences, and the older user.created is stale', async () => {
+    const id = clerkId('user');
+    expect(
+      await dispatchEvent(
+        updated(id, { email: 'newer@example.com', timezone: 'America/Chicago', at: 2_000 }),
+        context(),
+      ),
+    ).toBe('created');
+    expect(
+      await dispatchEvent(created(id, { email: 'older@example.com', at: 1_000 }), context()),
+    ).toBe('stale');
+
+    expect(await userRow(id)).toMatchObject({
+      email: 'newer@example.com',
+      timezone: 'America/Chicago',
+    });
+    const preferences = await preferencesRows(id);
+    expect(preferences).toHaveLength(1);
+    expect(preferences[0]?.custom_hours).toEqual({
+      start: '09:00',
+      end: '17:00',
+      timezone: 'America/Chicago',
+    });
+  });
+
+  it('never lets an older update overwrite a newer one', async () => {
+    const id = clerkId('user');
+    await dispatchEvent(created(id, { email: 'v1@example.com', at: 1_000 }), context());
+    await dispatchEvent(updated(id, { email: 'v3@example.com', at: 3_000 }), context());
+
+    const outcome = await dispatchEvent(
+      updated(id, { email: 'v2@example.com', timezone: 'Asia/Tokyo', at: 2_000 }),
+      context(),
+    );
+
+    expect(outcome).toBe('stale');
+    expect(await userRow(id)).toMatchObject({ email: 'v3@example.com', timezone: 'UTC' });
+  });
+});
+
+describe('user.deleted', () => {
+  it('removes the user and its preferences and leaves a tombstone', async () => {
+    const id = clerkId('user');
+    await dispatchEvent(created(id, { email: 'gone@example.com' }), context());
+    const userId = (await userRow(id))?.id;
+
+    expect(await dispatchEvent(jobEvent(sampleDeletedEvent(id)), context())).toBe('deleted');
+
+    expect(await userRow(id)).toBeUndefined();
+    expect(await countRows(db, 'user_preferences', 'user_id = ?', [userId])).toBe(0);
+    expect(await tombstones(id)).toBe(1);
+    expect(await handleUserDeleted(id, context())).toBe('absent');
+    expect(await tombstones(id)).toBe(1);
+  });
+
+  it('keeps a late user.created or user.updated from bringing the user back', async () => {
+    const id = clerkId('user');
+    const late = Date.now() + 60_000;
+    await dispatchEvent(created(id, { email: 'late@example.com', at: 1_000 }), context());
+    await dispatchEvent(jobEvent(sampleDeletedEvent(id)), context());
+
+    expect(
+      await dispatchEvent(created(id, { email: 'late@example.com', at: late }), context()),
+    ).toBe('tombstoned');
+    expect(
+      await dispatchEvent(updated(id, { email: 'late@example.com', at: late }), context()),
+    ).toBe('tombstoned');
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+  });
+
+  it('recognises a deletion that arrives before the user was ever created', async () => {
+    const id = clerkId('user');
+    expect(await dispatchEvent(jobEvent(sampleDeletedEvent(id)), context())).toBe('absent');
+    expect(await dispatchEvent(created(id, { email: 'never@example.com' }), context())).toBe(
+      'tombstoned',
+    );
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+  });
+});
+
+describe('concurrency', () => {
+  it('stores one user and one preferences row from fifty simultaneous copies', async () => {
+    const id = clerkId('user');
+    const event = created(id, { email: 'fifty@example.com', at: 5_000 });
+    await openPoolConnections(db);
+
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, () => dispatchEvent(event, context())),
+    );
+
+    expect(outcomes.filter((outcome) => outcome === 'created')).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome === 'stale')).toHaveLength(49);
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
+    expect(await preferencesRows(id)).toHaveLength(1);
+  });
+
+  it('leaves the user deleted whatever order a deletion and its copies of user.created run in', async () => {
+    const id = clerkId('user');
+    const user = clerkUserSchema.parse(created(id, { email: 'race@example.com' }).data);
+    await openPoolConnections(db);
+
+    await Promise.all([
+      ...Array.from({ length: 20 }, () => handleUserCreated(user, context())),
+      handleUserDeleted(id, context()),
+      ...Array.from({ length: 20 }, () => handleUserCreated(user, context())),
+    ]);
+
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+    expect(await tombstones(id)).toBe(1);
+  });
+});

@@ -1,0 +1,211 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.ts';
+import { startReceiver } from '../src/services/receiver.ts';
+import { startWorker } from '../src/services/worker.ts';
+import { testConfig } from './support/config.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+
+/** SPEC.md: the health check answers within 2 seconds, even when a dependency hangs. */
+const HEALTH_TIME_BOUND_MS = 2_000;
+const CLOSED_PORT = 1;
+const REDIS_READY_WITHIN_MS = 10_000;
+
+const log = createLogger({ level: 'silent' });
+const cleanups: (() => Promise<unknown>)[] = [];
+const cleanUpLater = (cleanup: () => Promise<unknown>) => cleanups.push(cleanup);
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(() => db?.drop());
+
+function withPort(url: string, port: number): string {
+  const changed = new URL(url);
+  changed.hostname = '127.0.0.1';
+  changed.port = String(port);
+  return changed.toString();
+}
+
+async function receiverWith(
+  dependencies: { databaseUrl?: string; redisUrl?: string } = {},
+): Promise<string> {
+  const queueName = uniqueQueueName();
+  const config = testConfig({
+    DATABASE_URL: dependencies.databaseUrl ?? db.url,
+    REDIS_URL: dependencies.redisUrl ?? REDIS_URL,
+    QUEUE_NAME: queueName,
+  });
+  const receiver = await startReceiver(config, log);
+  cleanUpLater(() => removeQueue(inspectQueue(queueName)));
+  cleanUpLater(() => receiver.stop());
+  return `http://127.0.0.1:${receiver.port}`;
+}
+
+interface HealthBody {
+  status: string;
+  database: 'connected' | 'disconnected';
+  redis: 'connected' | 'disconnected';
+}
+
+async function checkHealth(baseUrl: string) {
+  const startedAt = performance.now();
+  const response = await fetch(`${baseUrl}/api/v1/health`);
+  return {
+    status: response.status,
+    body: (await response.json()) as HealthBody,
+    elapsedMs: performance.now() - startedAt,
+  };
+}
+
+/** Redis connects in the background after start-up; until it is ready, health rightly says 503. */
+async function checkHealthOnceRedisIsReady(baseUrl: string) {
+  const deadline = Date.now() + REDIS_READY_WITHIN_MS;
+  for (;;) {
+    const health = await checkHealth(baseUrl);
+    if (health.body.redis === 'connected' || Date.now() > deadline) return health;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Plain 'data' listeners rather than pipe(), which would resume a paused socket on 'drain'. */
+function relay(from: Socket, to: Socket): void {
+  from.on('data', (chunk) => to.write(chunk));
+  from.on('close', () => to.destroy());
+}
+
+/**
+ * A TCP proxy to a real server. hang() stops it passing bytes either way, so the server
+ * seems to accept connections and never answer; recover() lets the held bytes through.
+ */
+async function startProxy(targetUrl: string) {
+  const target = new URL(targetUrl);
+  const sockets = new Set<Socket>();
+  let hanging = false;
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => sockets.delete(socket));
+    if (hanging) socket.pause();
+  };
+  const server: Server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    track(client);
+    track(upstream);
+    relay(client, upstream);
+    relay(upstream, client);
+    if (hanging) {
+      client.pause();
+      upstream.pause();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const proxy = {
+    url: withPort(targetUrl, port),
+    hang() {
+      hanging = true;
+      for (const socket of sockets) socket.pause();
+    },
+    recover() {
+      hanging = false;
+      for (const socket of sockets) socket.resume();
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  cleanUpLater(() => proxy.close());
+  return proxy;
+}
+
+describe('GET /api/v1/health on the receiver', () => {
+  it('answers 200 when PostgreSQL and Redis both answer', async () => {
+    const { status, body } = await checkHealthOnceRedisIsReady(await receiverWith());
+    expect(status).toBe(200);
+    expect(body).toEqual({ status: 'ok', database: 'connected', redis: 'connected' });
+  });
+
+  it('answers 503 with redis disconnected when nothing listens at REDIS_URL', async () => {
+    const baseUrl = await receiverWith({ redisUrl: withPort(REDIS_URL, CLOSED_PORT) });
+    const { status, body } = await checkHealth(baseUrl);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ database: 'connected', redis: 'disconnected' });
+    expect(body.status).not.toBe('ok');
+  });
+
+  it('answers 503 with database disconnected once nothing listens at DATABASE_URL', async () => {
+    const database = await startProxy(db.url);
+    const baseUrl = await receiverWith({ databaseUrl: database.url });
+    expect((await checkHealthOnceRedisIsReady(baseUrl)).status).toBe(200);
+
+    await database.close();
+    const { status, body } = await checkHealth(baseUrl);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ database: 'disconnected', redis: 'connected' });
+    expect(body.status).not.toBe('ok');
+  });
+
+  it('answers 503 within 2 s when Redis accepts connections and never answers', async () => {
+    const redis = await startProxy(REDIS_URL);
+    redis.hang();
+    const baseUrl = await receiverWith({ redisUrl: redis.url });
+    cleanUpLater(async () => redis.recover());
+
+    const { status, body, elapsedMs } = await checkHealth(baseUrl);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ database: 'connected', redis: 'disconnected' });
+    expect(elapsedMs).toBeLessThan(HEALTH_TIME_BOUND_MS);
+  });
+
+  it('answers 503 within 2 s when connected dependencies stop answering, and 200 once they recover', async () => {
+    const database = await startProxy(db.url);
+    const redis = await startProxy(REDIS_URL);
+    const baseUrl = await receiverWith({ databaseUrl: database.url, redisUrl: redis.url });
+    expect((await checkHealthOnceRedisIsReady(baseUrl)).status).toBe(200);
+
+    database.hang();
+    redis.hang();
+    const hung = await checkHealth(baseUrl);
+    expect(hung.status).toBe(503);
+    expect(hung.body).toMatchObject({ database: 'disconnected', redis: 'disconnected' });
+    expect(hung.elapsedMs).toBeLessThan(HEALTH_TIME_BOUND_MS);
+
+    database.recover();
+    redis.recover();
+    expect(await checkHealth(baseUrl)).toMatchObject({
+      status: 200,
+      body: { status: 'ok', database: 'connected', redis: 'connected' },
+    });
+  });
+});
+
+describe("the worker's status server", () => {
+  it('serves /api/v1/health and /metrics', async () => {
+    const queueName = uniqueQueueName();
+    const worker = await startWorker(
+      testConfig({ DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: queueName }),
+      log,
+    );
+    cleanUpLater(() => removeQueue(inspectQueue(queueName)));
+    cleanUpLater(() => worker.stop());
+    const baseUrl = `http://127.0.0.1:${worker.port}`;
+
+    const health = await checkHealthOnceRedisIsReady(baseUrl);
+    expect(health.status).toBe(200);
+    expect(health.body).toEqual({ status: 'ok', database: 'connected', redis: 'connected' });
+
+    const metrics = await fetch(`${baseUrl}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toContain('text/plain');
+    const text = await metrics.text();
+    expect(text).toContain('# TYPE clerk_sync_jobs_completed_total counter');
+    expect(text).toContain('# TYPE clerk_sync_job_duration_seconds histogram');
+  });
+});

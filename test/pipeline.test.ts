@@ -1,0 +1,323 @@
+import { type Queue, UnrecoverableError, Worker } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import type { Config } from '../src/config.ts';
+import type { WebhookJobData } from '../src/queue.ts';
+import { type Receiver, startReceiver } from '../src/services/receiver.ts';
+import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
+import { testConfig } from './support/config.ts';
+import {
+  countRows,
+  createTestDatabase,
+  openPoolConnections,
+  sql,
+  type TestDatabase,
+} from './support/database.ts';
+import { capturingLogger } from './support/logs.ts';
+import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import { deliver, newSvixId, TEST_SECRET } from './support/svix.ts';
+import { waitFor } from './support/wait.ts';
+
+/** One receiver and one worker on a shared queue and database, as `npm start` runs them. */
+interface Pipeline {
+  config: Config;
+  url: string;
+  queue: Queue<WebhookJobData>;
+  receiver: Receiver;
+  worker?: WorkerProcess;
+}
+
+let db: TestDatabase;
+let main: Pipeline;
+const logs = capturingLogger();
+const emailsUsed = new Set<string>();
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  main = await startPipeline();
+  main.worker = await startWorker(main.config, logs.log, { services: db });
+});
+
+afterAll(async () => {
+  await stopPipeline(main);
+  await db?.drop();
+  const output = logs.lines.join('\n');
+  expect(logs.lines.length).toBeGreaterThan(0);
+  for (const email of emailsUsed) expect(output).not.toContain(email);
+  expect(output).not.toContain(TEST_SECRET);
+});
+
+async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
+  const config = testConfig({
+    DATABASE_URL: db.url,
+    REDIS_URL,
+    QUEUE_NAME: uniqueQueueName(),
+    ...overrides,
+  });
+  const receiver = await startReceiver(config, logs.log, db);
+  const url = `http://127.0.0.1:${receiver.port}`;
+  await waitFor(async () => (await fetch(`${url}/api/v1/health`)).ok, 5_000, 'receiver health');
+  return { config, url, receiver, queue: inspectQueue(config.queueName) };
+}
+
+async function stopPipeline(pipeline: Pipeline | undefined): Promise<void> {
+  if (!pipeline) return;
+  await pipeline.worker?.stop();
+  await pipeline.receiver.stop();
+  await removeQueue(pipeline.queue);
+}
+
+function email(label: string): string {
+  const address = `${label}.${clerkId('e').slice(2, 10).toLowerCase()}@example.com`;
+  emailsUsed.add(address);
+  return address;
+}
+
+/** Delivers an event through HTTP and returns its svix-id, once the receiver has queued it. */
+async function send(event: object, pipeline = main, svixId = newSvixId()): Promise<string> {
+  const response = await deliver(pipeline.url, event, { svixId });
+  expect(response.status).toBe(202);
+  return svixId;
+}
+
+async function settled(svixId: string, pipeline = main): Promise<'completed' | 'failed'> {
+  return waitFor(
+    async () => {
+      const state = await pipeline.queue.getJobState(svixId);
+      return state === 'completed' || state === 'failed' ? state : undefined;
+    },
+    15_000,
+    `job ${svixId} to finish`,
+  );
+}
+
+/** Delivers an event and waits until the worker has processed it; returns the handler outcome. */
+async function processed(event: object, pipeline = main): Promise<unknown> {
+  const svixId = await send(event, pipeline);
+  expect(await settled(svixId, pipeline)).toBe('completed');
+  return (await pipeline.queue.getJob(svixId))?.returnvalue;
+}
+
+async function userRow(clerkUserId: string) {
+  const [row] = await sql<{ email: string; timezone: string }>(
+    db,
+    'select email, timezone from users where clerk_user_id = ?',
+    [clerkUserId],
+  );
+  return row;
+}
+
+async function preferencesCount(clerkUserId: string): Promise<number> {
+  return countRows(
+    db,
+    'user_preferences',
+    'user_id in (select id from users where clerk_user_id = ?)',
+    [clerkUserId],
+  );
+}
+
+describe('through HTTP, Redis and the worker', () => {
+  it('creates a user with default preferences', async () => {
+    const id = clerkId('user');
+    const address = email('created');
+
+    const outcome = await processed(
+      sampleUserEvent('user.created', { id, email: address, timezone: 'Europe/Paris' }),
+    );
+
+    expect(outcome).toBe('created');
+    expect(await userRow(id)).toEqual({ email: address, timezone: 'Europe/Paris' });
+    const [preferences] = await sql(
+      db,
+      `select theme, custom_hours, communication_preferences, onboarding_completed
+         from user_preferences where user_id = (select id from users where clerk_user_id = ?)`,
+      [id],
+    );
+    expect(preferences).toEqual({
+      theme: 'modern',
+      custom_hours: { start: '09:00', end: '17:00', timezone: 'Europe/Paris' },
+      communication_preferences: { email: true, sms: false, in_app: true },
+      onboarding_completed: false,
+    });
+  });
+
+  it('updates the email and timezone, and ignores an older update that arrives late', async () => {
+    const id = clerkId('user');
+    const newest = email('newest');
+    await processed(
+      sampleUserEvent('user.created', { id, email: email('first'), updatedAt: 1_000 }),
+    );
+
+    expect(
+      await processed(
+        sampleUserEvent('user.updated', {
+          id,
+          email: newest,
+          timezone: 'Asia/Tokyo',
+          updatedAt: 3_000,
+        }),
+      ),
+    ).toBe('updated');
+    expect(
+      await processed(
+        sampleUserEvent('user.updated', { id, email: email('older'), updatedAt: 2_000 }),
+      ),
+    ).toBe('stale');
+
+    expect(await userRow(id)).toEqual({ email: newest, timezone: 'Asia/Tokyo' });
+    expect(await preferencesCount(id)).toBe(1);
+  });
+
+  it('deletes the user, and a late user.created does not bring it back', async () => {
+    const id = clerkId('user');
+    await processed(
+      sampleUserEvent('user.created', { id, email: email('deleted'), updatedAt: 1_000 }),
+    );
+
+    expect(await processed(sampleDeletedEvent(id))).toBe('deleted');
+    expect(await userRow(id)).toBeUndefined();
+    expect(await countRows(db, 'deleted_clerk_users', 'clerk_user_id = ?', [id])).toBe(1);
+
+    expect(
+      await processed(
+        sampleUserEvent('user.created', { id, email: email('late'), updatedAt: 9_000 }),
+      ),
+    ).toBe('tombstoned');
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+    expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
+  });
+
+  it('creates the user from a user.updated that overtakes its user.created', async () => {
+    const id = clerkId('user');
+    const updated = email('updated-first');
+
+    expect(
+      await processed(
+        sampleUserEvent('user.updated', {
+          id,
+          email: updated,
+          timezone: 'America/Chicago',
+          updatedAt: 2_000,
+        }),
+      ),
+    ).toBe('created');
+    expect(
+      await processed(
+        sampleUserEvent('user.created', { id, email: email('created-late'), updatedAt: 1_000 }),
+      ),
+    ).toBe('stale');
+
+    expect(await userRow(id)).toEqual({ email: updated, timezone: 'America/Chicago' });
+    expect(await preferencesCount(id)).toBe(1);
+  });
+
+  it('fails a user without an email address once, for good, and logs no personal data', async () => {
+    const id = clerkId('user');
+    const event = sampleUserEvent('user.created', { id, email: null });
+    const withPersonalData = {
+      ...event,
+      data: {
+        ...event.data,
+        first_name: 'Zelphine',
+        last_name: 'Quortensen',
+        phone_numbers: [{ id: 'idn_phone', phone_number: '+15555550123' }],
+      },
+    };
+
+    const svixId = await send(withPersonalData);
+
+    expect(await settled(svixId)).toBe('failed');
+    const job = await main.queue.getJob(svixId);
+    expect(job?.attemptsMade).toBe(1);
+    expect(job?.failedReason).toMatch(/no email address/);
+    expect((await main.queue.getFailed()).map((failed) => failed.id)).toContain(svixId);
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+
+    const line = await waitFor(
+      () => logs.lines.find((entry) => entry.includes(svixId) && entry.includes('failed for good')),
+      5_000,
+      'the failure to be logged',
+    );
+    expect(JSON.parse(line)).toMatchObject({ level: 50, clerkUserId: id, svixId, attempt: 1 });
+    for (const personal of ['Zelphine', 'Quortensen', '+15555550123', '@']) {
+      expect(line).not.toContain(personal);
+    }
+    await waitFor(
+      async () =>
+        /^clerk_sync_jobs_failed_total\{type="user\.created"\} 1$/m.test(
+          await (await fetch(`http://127.0.0.1:${main.worker?.port}/metrics`)).text(),
+        ),
+      5_000,
+      'the failure to be counted',
+    );
+  });
+
+  it('stores one user from fifty copies of an event delivered at once, failing no job', async () => {
+    // Its own queue, and the worker started once all copies wait, so that fifty jobs really
+    // run side by side.
+    const pipeline = await startPipeline({ WORKER_CONCURRENCY: '50' });
+    try {
+      const id = clerkId('user');
+      const event = sampleUserEvent('user.created', { id, email: email('fifty') });
+      const distinctIds = Array.from({ length: 50 }, () => newSvixId());
+      const repeatedId = newSvixId();
+
+      await Promise.all([
+        ...distinctIds.map((svixId) => send(event, pipeline, svixId)),
+        ...Array.from({ length: 5 }, () => send(event, pipeline, repeatedId)),
+      ]);
+      expect(await pipeline.queue.getJobCountByTypes('waiting')).toBe(51);
+      await openPoolConnections(db);
+      pipeline.worker = await startWorker(pipeline.config, logs.log, { services: db });
+      const states = await Promise.all(
+        [...distinctIds, repeatedId].map((svixId) => settled(svixId, pipeline)),
+      );
+
+      expect(states.filter((state) => state !== 'completed')).toEqual([]);
+      const jobs = await pipeline.queue.getCompleted(0, -1);
+      expect(jobs.map((job) => job.attemptsMade)).toEqual(jobs.map(() => 1));
+      expect(await pipeline.queue.getJobCountByTypes('failed')).toBe(0);
+      expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
+      expect(await preferencesCount(id)).toBe(1);
+    } finally {
+      await stopPipeline(pipeline);
+    }
+  });
+});
+
+describe('a job that failed for good', () => {
+  it('runs again and completes when Svix redelivers it', async () => {
+    const pipeline = await startPipeline();
+    try {
+      const id = clerkId('user');
+      const address = email('replayed');
+      const event = sampleUserEvent('user.created', { id, email: address });
+      const outage = new Worker(
+        pipeline.config.queueName,
+        async () => {
+          throw new UnrecoverableError('simulated outage');
+        },
+        { connection: pipeline.queue.opts.connection },
+      );
+      let svixId: string;
+      try {
+        svixId = await send(event, pipeline);
+        expect(await settled(svixId, pipeline)).toBe('failed');
+      } finally {
+        await outage.close();
+      }
+      pipeline.worker = await startWorker(pipeline.config, logs.log, { services: db });
+
+      const redelivery = await deliver(pipeline.url, event, { svixId });
+
+      expect(redelivery.status).toBe(202);
+      expect(await redelivery.json()).toMatchObject({ status: 'requeued' });
+      expect(await settled(svixId, pipeline)).toBe('completed');
+      expect((await pipeline.queue.getJob(svixId))?.returnvalue).toBe('created');
+      expect(await userRow(id)).toMatchObject({ email: address });
+      expect(await preferencesCount(id)).toBe(1);
+    } finally {
+      await stopPipeline(pipeline);
+    }
+  });
+});

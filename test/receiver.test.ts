@@ -1,0 +1,529 @@
+import { request } from 'node:http';
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { type Queue, UnrecoverableError, Worker } from 'bullmq';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import type { Logger } from '../src/logger.ts';
+import { type ClerkEvent, toJobEvent, type WebhookJobData } from '../src/queue.ts';
+import { startReceiver } from '../src/services/receiver.ts';
+import { MAX_BODY_BYTES } from '../src/webhooks/clerk-webhook.ts';
+import { testConfig } from './support/config.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { capturingLogger } from './support/logs.ts';
+import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import { deliver, newSvixId, OLD_SECRET, signedHeaders, TEST_SECRET } from './support/svix.ts';
+import { waitFor } from './support/wait.ts';
+
+const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
+const SIX_MINUTES_MS = 6 * 60 * 1000;
+
+let db: TestDatabase;
+const logs = capturingLogger();
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(async () => {
+  await db?.drop();
+  const output = logs.lines.join('\n');
+  expect(output).not.toContain(TEST_SECRET);
+  expect(output).not.toMatch(/@example\.com/);
+});
+
+interface RunningReceiver {
+  url: string;
+  queue: Queue<WebhookJobData>;
+  queueName: string;
+}
+
+/**
+ * A receiver on its own queue, stopped and its queue obliterated after the test. Like a load
+ * balancer, callers wait for its health check before delivering: until its Redis connection is
+ * up, it rightly answers 503.
+ */
+async function startTestReceiver(
+  overrides: Record<string, string | undefined> = {},
+  options: { waitUntilHealthy?: boolean; log?: Logger } = {},
+): Promise<RunningReceiver> {
+  const queueName = uniqueQueueName();
+  const queue = inspectQueue(queueName);
+  cleanups.push(() => removeQueue(queue));
+  const receiver = await startReceiver(
+    testConfig({ DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: queueName, ...overrides }),
+    options.log ?? logs.log,
+    db,
+  );
+  cleanups.push(() => receiver.stop());
+  const url = `http://127.0.0.1:${receiver.port}`;
+  if (options.waitUntilHealthy ?? true) {
+    await waitFor(
+      async () => (await fetch(`${url}/api/v1/health`)).status === 200,
+      5_000,
+      'a healthy receiver',
+    );
+  }
+  return { url, queue, queueName };
+}
+
+async function jobIds(queue: Queue): Promise<string[]> {
+  const jobs = await queue.getJobs([...JOB_STATES]);
+  return jobs.map((job) => job.id ?? '').sort();
+}
+
+/** POSTs exactly these bytes and headers, which fetch would not always let through. */
+function rawPost(
+  url: string,
+  body: Buffer | string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}/webhooks/clerk`, { method: 'POST', headers }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
+      );
+    });
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
+}
+
+async function metricsText(url: string): Promise<string> {
+  const response = await fetch(`${url}/metrics`);
+  expect(response.status).toBe(200);
+  return response.text();
+}
+
+describe('POST /webhooks/clerk', () => {
+  it('queues a valid delivery as one job named by its svix-id, keeping only what the worker reads', async () => {
+    const { url, queue } = await startTestReceiver();
+    const event = sampleUserEvent('user.created', { timezone: 'Europe/Paris' });
+    const svixId = newSvixId();
+
+    const response = await deliver(url, event, { svixId });
+
+    expect(response.status).toBe(202);
+    expect(await response.json()).toEqual({ status: 'queued', id: svixId });
+    expect(await jobIds(queue)).toEqual([svixId]);
+    const job = await queue.getJob(svixId);
+    expect(job?.name).toBe('user.created');
+    expect(Object.keys(job?.data ?? {}).sort()).toEqual(['event', 'receivedAt', 'svixId']);
+    expect(job?.data.svixId).toBe(svixId);
+    expect(job?.data.event).toEqual(
+      JSON.parse(JSON.stringify(toJobEvent(event as unknown as ClerkEvent))),
+    );
+    expect(Object.keys(job?.data.event.data ?? {}).sort()).toEqual([
+      'email_addresses',
+      'id',
+      'primary_email_address_id',
+      'public_metadata',
+      'unsafe_metadata',
+      'updated_at',
+    ]);
+    expect(job?.data.event.data.public_metadata).toEqual({ timezone: 'Europe/Paris' });
+    expect(job?.data.event.data).not.toHaveProperty('first_name');
+    expect(job?.data.event).not.toHaveProperty('event_attributes');
+    expect(job?.data.event.data.email_addresses).toEqual([
+      {
+        id: event.data.email_addresses[0]?.id,
+        email_address: event.data.email_addresses[0]?.email_address,
+      },
+    ]);
+  });
+
+  it('queues a user.deleted by its id', async () => {
+    const { url, queue } = await startTestReceiver();
+    const svixId = newSvixId();
+    expect((await deliver(url, sampleDeletedEvent('user_deleted_1'), { svixId })).status).toBe(202);
+    const job = await queue.getJob(svixId);
+    expect(job?.name).toBe('user.deleted');
+    expect(job?.data.event.data).toMatchObject({ id: 'user_deleted_1', deleted: true });
+  });
+
+  it('rejects a tampered body with 401 and queues nothing', async () => {
+    const { url, queue } = await startTestReceiver();
+    const body = JSON.stringify(sampleUserEvent('user.created'));
+    const headers = signedHeaders(body);
+
+    const response = await fetch(`${url}/webhooks/clerk`, {
+      method: 'POST',
+      headers,
+      body: body.replace('"Example"', '"Mallory"'),
+    });
+
+    expect(response.status).toBe(401);
+    expect(await jobIds(queue)).toEqual([]);
+  });
+
+  it.each([
+    ['stale', -SIX_MINUTES_MS],
+    ['future', SIX_MINUTES_MS],
+  ])('rejects a %s timestamp with 401', async (_label, offsetMs) => {
+    const { url, queue } = await startTestReceiver();
+    const response = await deliver(url, sampleUserEvent('user.created'), {
+      timestamp: new Date(Date.now() + offsetMs),
+    });
+    expect(response.status).toBe(401);
+    expect(await jobIds(queue)).toEqual([]);
+  });
+
+  it.each(['svix-id', 'svix-timestamp', 'svix-signature'])(
+    'rejects a delivery without %s with 400',
+    async (header) => {
+      const { url, queue } = await startTestReceiver();
+      const body = JSON.stringify(sampleUserEvent('user.created'));
+      const headers = signedHeaders(body);
+      delete headers[header];
+
+      const response = await fetch(`${url}/webhooks/clerk`, { method: 'POST', headers, body });
+
+      expect(response.status).toBe(400);
+      expect(await jobIds(queue)).toEqual([]);
+    },
+  );
+
+  it('accepts deliveries signed with any configured secret while one is rotated', async () => {
+    const { url, queue } = await startTestReceiver({
+      CLERK_WEBHOOK_SIGNING_SECRET: `${TEST_SECRET},${OLD_SECRET}`,
+    });
+    const newId = newSvixId();
+    const oldId = newSvixId();
+    const otherSecret = `whsec_${Buffer.from('some other endpoint secret').toString('base64')}`;
+
+    expect(
+      (await deliver(url, sampleUserEvent('user.created'), { svixId: newId, secret: TEST_SECRET }))
+        .status,
+    ).toBe(202);
+    expect(
+      (await deliver(url, sampleUserEvent('user.created'), { svixId: oldId, secret: OLD_SECRET }))
+        .status,
+    ).toBe(202);
+    expect(
+      (await deliver(url, sampleUserEvent('user.created'), { secret: otherSecret })).status,
+    ).toBe(401);
+    expect(await jobIds(queue)).toEqual([newId, oldId].sort());
+  });
+
+  it('accepts a header carrying several signatures when one of them is valid', async () => {
+    const { url, queue } = await startTestReceiver();
+    const body = JSON.stringify(sampleUserEvent('user.created'));
+    const headers = signedHeaders(body);
+    const forged = `v1,${Buffer.alloc(32, 7).toString('base64')}`;
+
+    const onlyForged = await fetch(`${url}/webhooks/clerk`, {
+      method: 'POST',
+      headers: { ...headers, 'svix-signature': `${forged} v1a,abc` },
+      body,
+    });
+    const withValid = await fetch(`${url}/webhooks/clerk`, {
+      method: 'POST',
+      headers: { ...headers, 'svix-signature': `${forged} ${headers['svix-signature']} v1a,abc` },
+      body,
+    });
+
+    expect(onlyForged.status).toBe(401);
+    expect(withValid.status).toBe(202);
+    expect(await jobIds(queue)).toEqual([headers['svix-id']]);
+  });
+
+  it('answers 413 to a body over 1 MiB and accepts one of exactly 1 MiB', async () => {
+    const { url, queue } = await startTestReceiver({}, { log: capturingLogger('info').log });
+    const sized = (bytes: number) => {
+      const event = sampleUserEvent('user.created');
+      const bare = JSON.stringify({
+        ...event,
+        data: { ...event.data, private_metadata: { pad: '' } },
+      });
+      const pad = 'x'.repeat(bytes - Buffer.byteLength(bare));
+      return JSON.stringify({ ...event, data: { ...event.data, private_metadata: { pad } } });
+    };
+    const exact = sized(MAX_BODY_BYTES);
+    const over = sized(MAX_BODY_BYTES + 1);
+    expect(Buffer.byteLength(exact)).toBe(1024 * 1024);
+
+    const tooLarge = await rawPost(url, over, signedHeaders(over));
+    const justFits = await rawPost(url, exact, signedHeaders(exact, { svixId: 'msg_exact' }));
+
+    expect(tooLarge.status).toBe(413);
+    expect(justFits.status).toBe(202);
+    expect(await jobIds(queue)).toEqual(['msg_exact']);
+    expect(await metricsText(url)).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="unknown",outcome="too_large"\} 1$/m,
+    );
+  });
+
+  it('answers 413 to a compressed body that inflates past 1 MiB', async () => {
+    const { url, queue } = await startTestReceiver();
+    const bomb = gzipSync(Buffer.alloc(2 * MAX_BODY_BYTES, ' '));
+    const response = await rawPost(url, bomb, {
+      ...signedHeaders(bomb.toString('latin1')),
+      'content-encoding': 'gzip',
+    });
+    expect(response.status).toBe(413);
+    expect(await jobIds(queue)).toEqual([]);
+  });
+
+  it('answers 400 to a validly signed body that is not JSON', async () => {
+    const { url, queue } = await startTestReceiver();
+    const body = 'type=user.created&object=event';
+    const response = await fetch(`${url}/webhooks/clerk`, {
+      method: 'POST',
+      headers: signedHeaders(body),
+      body,
+    });
+    expect(response.status).toBe(400);
+    expect(await jobIds(queue)).toEqual([]);
+  });
+
+  it.each([
+    ['an array', [1, 2, 3]],
+    ['a string', 'user.created'],
+    ['null', null],
+    ['an object that is not an event', { type: 'user.created', object: 'user', data: {} }],
+    ['an event without data', { type: 'user.created', object: 'event' }],
+    ['an event whose data is not an object', { type: 'user.created', object: 'event', data: [] }],
+    ['an event without a type', { object: 'event', data: {} }],
+  ])('answers 400 to validly signed JSON that is %s', async (_label, payload) => {
+    const { url, queue } = await startTestReceiver();
+    expect((await deliver(url, payload)).status).toBe(400);
+    expect(await jobIds(queue)).toEqual([]);
+  });
+
+  it('acknowledges an event type it does not process, queues nothing, and counts it', async () => {
+    const { url, queue } = await startTestReceiver();
+    const session = {
+      type: 'session.created',
+      object: 'event',
+      data: { id: 'sess_1', user_id: 'user_1' },
+      timestamp: Date.now(),
+    };
+
+    const response = await deliver(url, session);
+
+    expect(response.status).toBe(200);
+    expect(await jobIds(queue)).toEqual([]);
+    expect(await metricsText(url)).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="session\.created",outcome="ignored"\} 1$/m,
+    );
+  });
+
+  it('queues a delivery received twice with the same svix-id once', async () => {
+    const { url, queue } = await startTestReceiver();
+    const svixId = newSvixId();
+    const event = sampleUserEvent('user.created');
+
+    const answers = await Promise.all([
+      deliver(url, event, { svixId }),
+      deliver(url, event, { svixId }),
+      deliver(url, event, { svixId }),
+    ]);
+    const again = await deliver(url, event, { svixId });
+
+    expect([...answers, again].map((response) => response.status)).toEqual([202, 202, 202, 202]);
+    expect(await jobIds(queue)).toEqual([svixId]);
+  });
+
+  it('puts a failed job back in waiting when its delivery comes again', async () => {
+    const { url, queue, queueName } = await startTestReceiver();
+    const svixId = newSvixId();
+    const event = sampleUserEvent('user.created');
+    expect((await deliver(url, event, { svixId })).status).toBe(202);
+
+    const failing = new Worker(
+      queueName,
+      async () => {
+        throw new UnrecoverableError('failing on purpose');
+      },
+      { connection: queue.opts.connection },
+    );
+    try {
+      await waitFor(async () => (await queue.getJobState(svixId)) === 'failed', 10_000, 'failed');
+    } finally {
+      await failing.close();
+    }
+
+    const redelivery = await deliver(url, event, { svixId });
+
+    expect(redelivery.status).toBe(202);
+    expect(await redelivery.json()).toEqual({ status: 'requeued', id: svixId });
+    expect(await queue.getJobState(svixId)).toBe('waiting');
+    expect((await queue.getJob(svixId))?.attemptsMade).toBe(0);
+    expect(await jobIds(queue)).toEqual([svixId]);
+    expect(await metricsText(url)).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="user\.created",outcome="requeued"\} 1$/m,
+    );
+  });
+});
+
+describe('when Redis is unreachable', () => {
+  it('answers 503 within 5 s and reports redis disconnected', async () => {
+    const { url } = await startTestReceiver(
+      { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` },
+      { waitUntilHealthy: false },
+    );
+
+    const started = Date.now();
+    const response = await deliver(url, sampleUserEvent('user.created'));
+    const elapsedMs = Date.now() - started;
+
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('5');
+    expect(elapsedMs).toBeLessThan(5_000);
+    const health = await fetch(`${url}/api/v1/health`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ database: 'connected', redis: 'disconnected' });
+  });
+
+  it('answers 503 within 5 s when Redis stops answering mid-connection', async () => {
+    const proxy = await startRedisProxy();
+    cleanups.push(() => proxy.close());
+    const { url } = await startTestReceiver({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` });
+    expect((await deliver(url, sampleUserEvent('user.created'))).status).toBe(202);
+
+    proxy.freeze();
+    const started = Date.now();
+    const response = await deliver(url, sampleUserEvent('user.created'));
+    const elapsedMs = Date.now() - started;
+
+    expect(response.status).toBe(503);
+    expect(elapsedMs).toBeLessThan(5_000);
+  });
+});
+
+describe('/admin/queues', () => {
+  it('is not served when no dashboard credentials are configured', async () => {
+    const { url } = await startTestReceiver();
+    expect((await fetch(`${url}/admin/queues`)).status).toBe(404);
+  });
+
+  it('asks for the configured basic-auth credentials', async () => {
+    const { url } = await startTestReceiver({
+      DASHBOARD_USERNAME: 'operator',
+      DASHBOARD_PASSWORD: 'correct horse',
+    });
+    const basic = (user: string, password: string) => ({
+      authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+    });
+
+    const anonymous = await fetch(`${url}/admin/queues`);
+    const wrongPassword = await fetch(`${url}/admin/queues`, {
+      headers: basic('operator', 'wrong'),
+    });
+    const wrongUser = await fetch(`${url}/admin/queues`, {
+      headers: basic('admin', 'correct horse'),
+    });
+    const right = await fetch(`${url}/admin/queues`, {
+      headers: basic('operator', 'correct horse'),
+    });
+
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic /);
+    expect(wrongPassword.status).toBe(401);
+    expect(wrongUser.status).toBe(401);
+    expect(right.status).toBe(200);
+    expect(await right.text()).toMatch(/<html/i);
+  });
+});
+
+describe('GET /metrics', () => {
+  it('counts webhooks received by type and outcome', async () => {
+    const { url } = await startTestReceiver();
+    await deliver(url, sampleUserEvent('user.created'));
+    await deliver(url, sampleUserEvent('user.updated'));
+    await deliver(url, sampleUserEvent('user.created'), { secret: OLD_SECRET });
+
+    const text = await metricsText(url);
+
+    expect(text).toContain('# TYPE clerk_sync_webhooks_received_total counter');
+    expect(text).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="user\.created",outcome="queued"\} 1$/m,
+    );
+    expect(text).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="user\.updated",outcome="queued"\} 1$/m,
+    );
+    expect(text).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="unknown",outcome="invalid_signature"\} 1$/m,
+    );
+    expect(text).toMatch(/^clerk_sync_queue_jobs\{state="waiting"\} 2$/m);
+  });
+});
+
+describe('whatever a client sends', () => {
+  it('is answered without a 5xx', async () => {
+    const { url, queue } = await startTestReceiver();
+    const body = JSON.stringify(sampleUserEvent('user.created'));
+    const headers = signedHeaders(body);
+    const cases: [string, Buffer | string, Record<string, string>, number][] = [
+      ['garbage content-type', body, { ...headers, 'content-type': '%%%/;;;' }, 202],
+      ['no headers at all', '', {}, 400],
+      ['an empty body', '', { ...headers, 'svix-id': newSvixId() }, 401],
+      ['an empty body, validly signed', '', signedHeaders(''), 400],
+      ['a huge header', '', { ...headers, 'x-padding': 'x'.repeat(20 * 1024) }, 431],
+      ['a svix-id with a colon', body, { ...headers, 'svix-id': 'msg:1' }, 400],
+      ['a numeric svix-id', body, { ...headers, 'svix-id': '12345' }, 400],
+      ['a non-numeric timestamp', body, { ...headers, 'svix-timestamp': 'yesterday' }, 401],
+      ['a garbage signature', body, { ...headers, 'svix-signature': ',,, v1 v1,' }, 401],
+      ['an unknown content-encoding', body, { ...headers, 'content-encoding': 'x-zip' }, 415],
+      ['a body that is not gzip', body, { ...headers, 'content-encoding': 'gzip' }, 400],
+    ];
+
+    for (const [label, payload, requestHeaders, expected] of cases) {
+      const response = await rawPost(url, payload, requestHeaders);
+      expect({ label, status: response.status }).toEqual({ label, status: expected });
+    }
+    expect(await jobIds(queue)).toEqual([headers['svix-id']]);
+    expect(await metricsText(url)).toMatch(
+      /^clerk_sync_webhooks_received_total\{type="unknown",outcome="bad_request"\} 4$/m,
+    );
+  });
+});
+
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A TCP relay to the test Redis that can be told to stop passing bytes either way. */
+async function startRedisProxy() {
+  const redis = new URL(REDIS_URL);
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server: Server = createServer((client) => {
+    const upstream = tcpConnect(Number(redis.port || 6379), redis.hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (chunk) => frozen || upstream.write(chunk));
+    upstream.on('data', (chunk) => frozen || client.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze() {
+      frozen = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
