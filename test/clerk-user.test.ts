@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ClerkUser, chooseEmail, chooseTimezone } from '../src/workers/clerk-user.ts';
+import { type ClerkUser, chooseEmail, chooseTimezone } from '../src/users/clerk-user.ts';
 
 function clerkUser(overrides: Partial<ClerkUser> = {}): ClerkUser {
   return {

@@ -2,7 +2,7 @@ import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { type ClerkEvent, toJobEvent } from '../src/queue.ts';
-import { clerkUserSchema } from '../src/workers/clerk-user.ts';
+import { clerkUserSchema } from '../src/users/clerk-user.ts';
 import type { HandlerContext } from '../src/workers/context.ts';
 import { dispatchEvent } from '../src/workers/dispatch.ts';
 import { handleUserCreated } from '../src/workers/handlers/user-created.ts';
@@ -118,7 +118,7 @@ describe('user.created', () => {
     const id = clerkId('user');
     const event = created(id, { email: 'again@example.com', at: 1_000 });
     expect(await dispatchEvent(event, context())).toBe('created');
-    expect(await dispatchEvent(event, context())).toBe('stale');
+    expect(await dispatchEvent(event, context())).toBe('unchanged');
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
     expect(await preferencesRows(id)).toHaveLength(1);
   });
@@ -234,10 +234,10 @@ describe('user.deleted', () => {
 
     expect(
       await dispatchEvent(created(id, { email: 'late@example.com', at: late }), context()),
-    ).toBe('tombstoned');
+    ).toBe('deleted_earlier');
     expect(
       await dispatchEvent(updated(id, { email: 'late@example.com', at: late }), context()),
-    ).toBe('tombstoned');
+    ).toBe('deleted_earlier');
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
   });
 
@@ -245,7 +245,7 @@ describe('user.deleted', () => {
     const id = clerkId('user');
     expect(await dispatchEvent(jobEvent(sampleDeletedEvent(id)), context())).toBe('absent');
     expect(await dispatchEvent(created(id, { email: 'never@example.com' }), context())).toBe(
-      'tombstoned',
+      'deleted_earlier',
     );
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
   });
@@ -262,7 +262,7 @@ describe('concurrency', () => {
     );
 
     expect(outcomes.filter((outcome) => outcome === 'created')).toHaveLength(1);
-    expect(outcomes.filter((outcome) => outcome === 'stale')).toHaveLength(49);
+    expect(outcomes.filter((outcome) => outcome === 'unchanged')).toHaveLength(49);
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
     expect(await preferencesRows(id)).toHaveLength(1);
   });

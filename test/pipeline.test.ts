@@ -182,7 +182,7 @@ describe('through HTTP, Redis and the worker', () => {
       await processed(
         sampleUserEvent('user.created', { id, email: email('late'), updatedAt: 9_000 }),
       ),
-    ).toBe('tombstoned');
+    ).toBe('deleted_earlier');
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
     expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
   });

@@ -6,7 +6,7 @@ import {
   type ChangeOutcome,
   type UserChange,
 } from '../users/apply-user-changes.ts';
-import { clerkUserSchema } from '../workers/clerk-user.ts';
+import { clerkUserSchema } from '../users/clerk-user.ts';
 import { type ApiRetryEvents, fetchUserPage, type UserPage } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 

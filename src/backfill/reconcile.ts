@@ -11,7 +11,7 @@ import {
   chooseEmail,
   chooseTimezone,
   clerkUserSchema,
-} from '../workers/clerk-user.ts';
+} from '../users/clerk-user.ts';
 import { type ApiRetryEvents, fetchUserPage, PAGE_SIZE, userExists } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 

@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DeletedClerkUser, defaultPreferences, User, UserPreferences } from '../entities/index.ts';
-import { type ClerkUser, chooseEmail, chooseTimezone } from '../workers/clerk-user.ts';
+import { type ClerkUser, chooseEmail, chooseTimezone } from './clerk-user.ts';
 
 /** A change to one Clerk user: its current state (from an event or the Backend API), or its deletion. */
 export type UserChange =

@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import type { z } from 'zod';
 import type { ClerkEvent } from '../queue.ts';
-import { clerkUserSchema, deletedObjectSchema } from './clerk-user.ts';
+import { clerkUserSchema, deletedObjectSchema } from '../users/clerk-user.ts';
 import type { HandlerContext, HandlerOutcome } from './context.ts';
 import { handleUserCreated } from './handlers/user-created.ts';
 import { handleUserDeleted } from './handlers/user-deleted.ts';

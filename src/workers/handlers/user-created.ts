@@ -1,11 +1,18 @@
-import type { ClerkUser } from '../clerk-user.ts';
+import { UnrecoverableError } from 'bullmq';
+import { applyUserChanges } from '../../users/apply-user-changes.ts';
+import { type ClerkUser, chooseEmail } from '../../users/clerk-user.ts';
 import type { HandlerContext, HandlerOutcome } from '../context.ts';
-import { applyClerkUser } from './apply-clerk-user.ts';
 
-/** user.created: the user and its default preferences, in one transaction. */
-export function handleUserCreated(
+/**
+ * user.created: the user and its default preferences, in one transaction. A duplicate, an
+ * event older than the stored user, or one for a user already deleted changes nothing.
+ */
+export async function handleUserCreated(
   user: ClerkUser,
-  context: HandlerContext,
+  { em }: HandlerContext,
 ): Promise<HandlerOutcome> {
-  return applyClerkUser(user, context);
+  if (!chooseEmail(user))
+    throw new UnrecoverableError('Clerk user has no email address; email is required');
+  const [outcome] = await applyUserChanges(em, [{ kind: 'upsert', user }]);
+  return outcome as HandlerOutcome;
 }

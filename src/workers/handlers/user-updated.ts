@@ -1,15 +1,19 @@
-import type { ClerkUser } from '../clerk-user.ts';
+import { UnrecoverableError } from 'bullmq';
+import { applyUserChanges } from '../../users/apply-user-changes.ts';
+import { type ClerkUser, chooseEmail } from '../../users/clerk-user.ts';
 import type { HandlerContext, HandlerOutcome } from '../context.ts';
-import { applyClerkUser } from './apply-clerk-user.ts';
 
 /**
- * user.updated: new email and timezone. The update may arrive before the user.created it
- * follows; then it creates the user with default preferences, and the late user.created is
- * recognised as stale.
+ * user.updated: new email and timezone; existing preferences are never touched. The update may
+ * arrive before the user.created it follows: then it creates the user with default
+ * preferences, and the late user.created is recognised as older.
  */
-export function handleUserUpdated(
+export async function handleUserUpdated(
   user: ClerkUser,
-  context: HandlerContext,
+  { em }: HandlerContext,
 ): Promise<HandlerOutcome> {
-  return applyClerkUser(user, context);
+  if (!chooseEmail(user))
+    throw new UnrecoverableError('Clerk user has no email address; email is required');
+  const [outcome] = await applyUserChanges(em, [{ kind: 'upsert', user }]);
+  return outcome as HandlerOutcome;
 }
