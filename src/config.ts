@@ -47,7 +47,9 @@ const envSchema = z.object({
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecrets,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(16),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
+  WORKER_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(5),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   QUEUE_NAME: z
     .string()
@@ -71,6 +73,10 @@ export interface Config {
   readonly port: number;
   readonly workerMetricsPort: number;
   readonly workerConcurrency: number;
+  /** Group commit: at most this many jobs' changes in one transaction (1 turns it off)... */
+  readonly workerBatchSize: number;
+  /** ...collected for at most this long. */
+  readonly workerBatchWindowMs: number;
   /** How long a worker's hold on a job lasts without renewal; a dead worker's jobs are retaken after it. */
   readonly workerLockDurationMs: number;
   readonly queueName: string;
@@ -107,6 +113,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerMetricsPort: values.WORKER_METRICS_PORT,
     workerConcurrency: values.WORKER_CONCURRENCY,
     workerLockDurationMs: values.WORKER_LOCK_DURATION_MS,
+    workerBatchSize: values.WORKER_BATCH_SIZE,
+    workerBatchWindowMs: values.WORKER_BATCH_WINDOW_MS,
     queueName: values.QUEUE_NAME,
     logLevel: values.LOG_LEVEL,
     clerkSecretKey: values.CLERK_SECRET_KEY,

@@ -81,6 +81,12 @@ export function createWorkerMetrics() {
       labelNames,
       registers: [registry],
     }),
+    batchSize: new Histogram({
+      name: 'clerk_sync_commit_batch_size',
+      help: 'Jobs whose changes were committed together in one transaction (group commit)',
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200],
+      registers: [registry],
+    }),
     duration: new Histogram({
       name: 'clerk_sync_job_duration_seconds',
       help: 'Time spent processing one job',

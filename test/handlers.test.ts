@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { type ClerkEvent, toJobEvent } from '../src/queue.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
-import type { HandlerContext } from '../src/workers/context.ts';
+import { type HandlerContext, handlerContext } from '../src/workers/context.ts';
 import { dispatchEvent } from '../src/workers/dispatch.ts';
 import { handleUserCreated } from '../src/workers/handlers/user-created.ts';
 import { handleUserDeleted } from '../src/workers/handlers/user-deleted.ts';
@@ -26,7 +26,7 @@ afterAll(() => db?.drop());
 
 /** A fresh unit of work per call, as the worker gives each job. */
 function context(): HandlerContext {
-  return { em: db.em.fork(), log };
+  return handlerContext(db.em.fork(), log);
 }
 
 /** What the worker receives: the event as the receiver trims it for the queue. */

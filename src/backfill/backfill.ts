@@ -66,6 +66,8 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillRes
     offset = nextOffset;
     page = await next;
   }
+  // Only an interrupted run resumes; the next run after a finished one reads every user again.
+  if (!options.dryRun) await em.fork().nativeDelete(SyncCheckpoint, { name: BACKFILL_CHECKPOINT });
   progress?.stop();
   return {
     counts,

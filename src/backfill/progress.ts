@@ -34,20 +34,30 @@ function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
   );
   const rate = (done: number) =>
     Math.round((done - startDone) / Math.max(0.001, (Date.now() - startedAt) / 1000));
+  let running = false;
+  let last = { done: 0, total: 0 };
   return {
     start(total, done) {
       startDone = done;
+      last = { done, total };
+      running = true;
       bar.start(total, done, { rate: 0 });
     },
     update(done, total) {
+      last = { done, total };
       bar.setTotal(total);
       bar.update(done, { rate: rate(done) });
     },
     note(message) {
       bar.stop();
       stream.write(`${message}\n`);
+      // A stopped bar ignores updates: draw it again below the message.
+      if (running) bar.start(last.total, last.done, { rate: rate(last.done) });
     },
-    stop: () => bar.stop(),
+    stop() {
+      running = false;
+      bar.stop();
+    },
   };
 }
 

@@ -39,6 +39,8 @@ export async function startWorker(
     metrics,
     log,
     lockDurationMs: config.workerLockDurationMs,
+    batchSize: config.workerBatchSize,
+    batchWindowMs: config.workerBatchWindowMs,
   });
   void worker.run().catch((error) => log.error({ err: error }, 'worker stopped with an error'));
 

@@ -104,13 +104,15 @@ export async function applyUserChanges(
         if (write)
           tx.create(UserPreferences, { user: created, ...defaultPreferences(incoming.timezone) });
         users.set(clerkUserId, created);
-      } else if (user && outcome !== 'stale' && write) {
+      } else if (user && outcome !== 'stale') {
+        // A dry run changes its entities too (its fork is never flushed), so that later changes
+        // to the same user in this batch are judged against this one, as they are for real.
         if (outcome === 'updated')
           tx.assign(user, { email: incoming.email, timezone: incoming.timezone });
         if (incoming.clerkUpdatedAt && incoming.clerkUpdatedAt > (user.clerkUpdatedAt ?? 0)) {
           user.clerkUpdatedAt = incoming.clerkUpdatedAt;
         }
-        if (!user.preferences)
+        if (!user.preferences && write)
           tx.create(UserPreferences, { user, ...defaultPreferences(incoming.timezone) });
       }
       return outcome;

@@ -5,12 +5,26 @@ const MAX_EMAIL_LENGTH = 255;
 const IANA_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 
 const metadata = z.record(z.string(), z.unknown()).nullish();
+// PostgreSQL text cannot hold NUL; such a value could never be stored, so it is invalid here.
+const storableText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((value) => !value.includes('\0'), 'must not contain NUL');
 
 /** The part of Clerk's UserJSON that clerk-sync reads; everything else in the payload is ignored. */
 export const clerkUserSchema = z.object({
-  id: z.string().min(1).max(255),
+  id: storableText(255),
   email_addresses: z
-    .array(z.object({ id: z.string(), email_address: z.string() }).loose())
+    .array(
+      z
+        .object({
+          id: z.string(),
+          email_address: z.string().refine((value) => !value.includes('\0')),
+        })
+        .loose(),
+    )
     .nullish()
     .transform((addresses) => addresses ?? []),
   primary_email_address_id: z.string().nullish(),
@@ -20,7 +34,7 @@ export const clerkUserSchema = z.object({
 });
 export type ClerkUser = z.infer<typeof clerkUserSchema>;
 
-export const deletedObjectSchema = z.object({ id: z.string().min(1).max(255) });
+export const deletedObjectSchema = z.object({ id: storableText(255) });
 
 /** The primary address, else the first one; undefined when the user has none. */
 export function chooseEmail(user: ClerkUser): string | undefined {

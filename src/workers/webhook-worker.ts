@@ -4,7 +4,10 @@ import type { Logger } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
 import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
+import type { UserChange } from '../users/apply-user-changes.ts';
+import { handlerContext } from './context.ts';
 import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
+import { GroupCommit } from './group-commit.ts';
 
 /** A job may be orphaned by dying workers this many times before BullMQ gives up on it. */
 export const MAX_STALLED_COUNT = 10;
@@ -18,6 +21,9 @@ export interface WebhookWorkerOptions {
   log: Logger;
   /** A job whose worker died is taken over after this long without a lock renewal. */
   lockDurationMs: number;
+  /** Jobs whose changes may share one transaction; 1 commits each job on its own. */
+  batchSize: number;
+  batchWindowMs: number;
 }
 
 /**
@@ -28,6 +34,15 @@ export interface WebhookWorkerOptions {
  */
 export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
   const { services, metrics, log } = options;
+  const groupCommit =
+    options.batchSize > 1
+      ? new GroupCommit({
+          em: services.em,
+          log,
+          maxBatch: options.batchSize,
+          windowMs: options.batchWindowMs,
+        })
+      : undefined;
 
   const processor = async (job: Job<WebhookJobData>) => {
     const { svixId, event } = job.data;
@@ -39,7 +54,11 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
     });
     const stopTimer = metrics.duration.startTimer({ type: event.type });
     try {
-      const outcome = await dispatchEvent(event, { em: services.em.fork(), log: jobLog });
+      const em = services.em.fork();
+      const context = groupCommit
+        ? { em, log: jobLog, commit: (change: UserChange) => groupCommit.apply(change) }
+        : handlerContext(em, jobLog);
+      const outcome = await dispatchEvent(event, context);
       jobLog.info({ outcome, attempt: job.attemptsMade + 1 }, 'event processed');
       return outcome;
     } catch (error) {

@@ -13,7 +13,8 @@ export interface FakeUser {
 export interface InjectedFault {
   /** The n-th GET /v1/users (1-based) answers with this fault instead. */
   onListRequest: number;
-  status: 429 | 500 | 502 | 503;
+  /** An HTTP status to answer with, or 'network' to drop the connection without an answer. */
+  status: 400 | 401 | 429 | 500 | 502 | 503 | 'network';
   retryAfterSeconds?: number;
 }
 
@@ -116,6 +117,7 @@ export async function startFakeClerkApi(
     if (url.pathname === '/v1/users') {
       listRequests++;
       const fault = api.faults.find((candidate) => candidate.onListRequest === listRequests);
+      if (fault?.status === 'network') return void request.socket.destroy();
       if (fault) {
         const headers: Record<string, string> =
           fault.retryAfterSeconds !== undefined

@@ -1,5 +1,4 @@
 import { UnrecoverableError } from 'bullmq';
-import { applyUserChanges } from '../../users/apply-user-changes.ts';
 import { type ClerkUser, chooseEmail } from '../../users/clerk-user.ts';
 import type { HandlerContext, HandlerOutcome } from '../context.ts';
 
@@ -9,10 +8,9 @@ import type { HandlerContext, HandlerOutcome } from '../context.ts';
  */
 export async function handleUserCreated(
   user: ClerkUser,
-  { em }: HandlerContext,
+  { commit }: HandlerContext,
 ): Promise<HandlerOutcome> {
   if (!chooseEmail(user))
     throw new UnrecoverableError('Clerk user has no email address; email is required');
-  const [outcome] = await applyUserChanges(em, [{ kind: 'upsert', user }]);
-  return outcome as HandlerOutcome;
+  return commit({ kind: 'upsert', user });
 }

@@ -1,4 +1,3 @@
-import { applyUserChanges } from '../../users/apply-user-changes.ts';
 import type { HandlerContext, HandlerOutcome } from '../context.ts';
 
 /**
@@ -7,8 +6,7 @@ import type { HandlerContext, HandlerOutcome } from '../context.ts';
  */
 export async function handleUserDeleted(
   clerkUserId: string,
-  { em }: HandlerContext,
+  { commit }: HandlerContext,
 ): Promise<HandlerOutcome> {
-  const [outcome] = await applyUserChanges(em, [{ kind: 'delete', clerkUserId }]);
-  return outcome as HandlerOutcome;
+  return commit({ kind: 'delete', clerkUserId });
 }

@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import type { Job } from 'bullmq';
+import { exitWithError, loadConfigOrExit } from '../config.ts';
+import { createLogger, scrub } from '../logger.ts';
+import { createQueue, type WebhookJobData } from '../queue.ts';
+import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
+import { runOrExit } from './run.ts';
+
+const USAGE = `usage: npm run jobs -- <command>
+  counts               jobs in the queue by state
+  failed [--limit N]   failed jobs: id, event type, Clerk user id, attempts, reason (newest first, 50 by default)
+  retry <job id>       run one failed job again
+  retry --all          run every failed job again`;
+
+const REDIS_CONNECT_WAIT_MS = 5_000;
+
+/** Inspects and replays the webhook queue: the same actions as the dashboard, from a terminal. */
+await runOrExit(async () => {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      all: { type: 'boolean' },
+      limit: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, jobId] = positionals;
+  if (values.help || !command) exitWithError(USAGE);
+  const config = loadConfigOrExit();
+  const log = createLogger({ level: 'silent' });
+  const redis = createProducerConnection(config.redisUrl, log);
+  await waitForRedis(redis, REDIS_CONNECT_WAIT_MS);
+  if (!isReady(redis))
+    exitWithError(`REDIS_URL: cannot connect to ${new URL(config.redisUrl).host}`);
+  const queue = createQueue(config.queueName, redis, log);
+  try {
+    switch (command) {
+      case 'counts':
+        printCounts(
+          await queue.getJobCounts(
+            'waiting',
+            'active',
+            'delayed',
+            'prioritized',
+            'completed',
+            'failed',
+          ),
+        );
+        break;
+      case 'failed':
+        printFailed(await queue.getFailed(0, Number(values.limit ?? 50) - 1));
+        break;
+      case 'retry':
+        if (values.all) {
+          const failed = await queue.getFailedCount();
+          await queue.retryJobs({ state: 'failed' });
+          console.log(`retrying ${failed} failed job(s)`);
+        } else if (jobId) {
+          const job = await queue.getJob(jobId);
+          if (!job || (await job.getState()) !== 'failed')
+            exitWithError(`no failed job with id ${jobId}`);
+          await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+          console.log(`retrying ${jobId}`);
+        } else {
+          exitWithError(USAGE);
+        }
+        break;
+      default:
+        exitWithError(`unknown command ${command}\n${USAGE}`);
+    }
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+});
+
+function printCounts(counts: Record<string, number>): void {
+  for (const [state, count] of Object.entries(counts)) console.log(`${state.padEnd(12)} ${count}`);
+}
+
+function printFailed(jobs: Job<WebhookJobData>[]): void {
+  if (jobs.length === 0) {
+    console.log('no failed jobs');
+    return;
+  }
+  console.log(['job id', 'event type', 'clerk user id', 'attempts', 'reason'].join('\t'));
+  for (const job of jobs) {
+    const clerkUserId = typeof job.data.event.data?.id === 'string' ? job.data.event.data.id : '-';
+    const reason = scrub(job.failedReason ?? '').split('\n')[0];
+    console.log([job.id, job.data.event.type, clerkUserId, job.attemptsMade, reason].join('\t'));
+  }
+}

@@ -1,0 +1,316 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { clerkId, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import {
+  applyUserChanges,
+  type ChangeOutcome,
+  decideUpsert,
+  type UserChange,
+} from '../src/users/apply-user-changes.ts';
+import { type ClerkUser, clerkUserSchema } from '../src/users/clerk-user.ts';
+import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+beforeEach(async () => {
+  await sql(db, 'truncate users, user_preferences, deleted_clerk_users cascade');
+});
+
+/** A Clerk user as the Backend API or a webhook describes it. */
+function clerkUser(
+  id: string,
+  user: { email?: string | null; timezone?: string; at?: number } = {},
+): ClerkUser {
+  return clerkUserSchema.parse(
+    sampleUserEvent('user.updated', {
+      id,
+      email: user.email === undefined ? `${id.toLowerCase()}@example.com` : user.email,
+      timezone: user.timezone,
+      updatedAt: user.at ?? 1_000,
+    }).data,
+  );
+}
+
+const upsert = (user: ClerkUser): UserChange => ({ kind: 'upsert', user });
+const remove = (clerkUserId: string): UserChange => ({ kind: 'delete', clerkUserId });
+
+/** Applies changes in a fresh unit of work, as a worker or a backfill page does. */
+function apply(changes: UserChange[], options: { dryRun?: boolean } = {}) {
+  return applyUserChanges(db.em.fork(), changes, options);
+}
+
+interface StoredRow {
+  clerk_user_id: string;
+  email: string;
+  timezone: string | null;
+  clerk_updated_at: number | null;
+  theme: string | null;
+  custom_hours: unknown;
+  communication_preferences: unknown;
+  onboarding_completed: boolean | null;
+}
+
+/** Every user with its preferences (one row per pair; a user without preferences shows nulls). */
+async function storedRows(): Promise<StoredRow[]> {
+  return sql<StoredRow>(
+    db,
+    `select u.clerk_user_id, u.email, u.timezone,
+            (extract(epoch from u.clerk_updated_at) * 1000)::float8 as clerk_updated_at,
+            p.theme, p.custom_hours,
+            p.communication_preferences, p.onboarding_completed
+       from users u left join user_preferences p on p.user_id = u.id
+      order by u.clerk_user_id`,
+  );
+}
+
+/** Everything the three tables hold, timestamps included, to prove nothing was written. */
+async function snapshot() {
+  return {
+    users: await sql(db, 'select * from users order by clerk_user_id'),
+    preferences: await sql(db, 'select * from user_preferences order by user_id'),
+    tombstones: await sql(db, 'select * from deleted_clerk_users order by clerk_user_id'),
+  };
+}
+
+async function tombstoneIds(): Promise<string[]> {
+  const rows = await sql<{ clerk_user_id: string }>(
+    db,
+    'select clerk_user_id from deleted_clerk_users order by clerk_user_id',
+  );
+  return rows.map((row) => row.clerk_user_id);
+}
+
+function defaultsFor(timezone: string) {
+  return {
+    theme: 'modern',
+    custom_hours: { start: '09:00', end: '17:00', timezone },
+    communication_preferences: { email: true, sms: false, in_app: true },
+    onboarding_completed: false,
+  };
+}
+
+/**
+ * Ids that sort in the order of their letter, so expected rows read in a fixed order.
+ * `existing` and `doomed` are stored before the batch runs.
+ */
+function mixedBatch() {
+  const ids = {
+    added: `user_a_${clerkId('x').slice(2)}`,
+    batchDup: `user_b_${clerkId('x').slice(2)}`,
+    noEmail: `user_c_${clerkId('x').slice(2)}`,
+    doomed: `user_d_${clerkId('x').slice(2)}`,
+    existing: `user_e_${clerkId('x').slice(2)}`,
+    fleeting: `user_f_${clerkId('x').slice(2)}`,
+    neverStored: `user_g_${clerkId('x').slice(2)}`,
+  };
+  const seed = [
+    upsert(clerkUser(ids.existing, { email: 'existing.old@example.com', at: 1_000 })),
+    upsert(clerkUser(ids.doomed, { email: 'doomed@example.com', at: 1_000 })),
+  ];
+  const changes: UserChange[] = [
+    upsert(clerkUser(ids.added, { email: 'added@example.com', timezone: 'Europe/Paris' })),
+    upsert(clerkUser(ids.existing, { email: 'existing.new@example.com', at: 2_000 })),
+    remove(ids.doomed),
+    upsert(clerkUser(ids.fleeting, { email: 'fleeting@example.com' })),
+    remove(ids.fleeting),
+    upsert(clerkUser(ids.batchDup, { email: 'dup.v1@example.com', timezone: 'Asia/Tokyo' })),
+    upsert(clerkUser(ids.batchDup, { email: 'dup.v1@example.com', timezone: 'Asia/Tokyo' })),
+    upsert(clerkUser(ids.batchDup, { email: 'dup.v3@example.com', at: 3_000 })),
+    upsert(clerkUser(ids.batchDup, { email: 'dup.v2@example.com', at: 2_000 })),
+    upsert(clerkUser(ids.batchDup, { email: 'dup.v3@example.com', at: 4_000 })),
+    upsert(clerkUser(ids.batchDup, { email: 'dup.v3@example.com', at: 3_500 })),
+    upsert(clerkUser(ids.noEmail, { email: null })),
+    remove(ids.neverStored),
+    upsert(clerkUser(ids.doomed, { email: 'doomed@example.com', at: 9_000 })),
+    upsert(clerkUser(ids.fleeting, { email: 'fleeting@example.com', at: 9_000 })),
+  ];
+  const outcomes: ChangeOutcome[] = [
+    'created',
+    'updated',
+    'deleted',
+    'created',
+    'deleted',
+    'created',
+    'unchanged',
+    'updated',
+    'stale',
+    'unchanged',
+    'stale',
+    'no_email',
+    'absent',
+    'deleted_earlier',
+    'deleted_earlier',
+  ];
+  return { ids, seed, changes, outcomes };
+}
+
+describe('applyUserChanges', () => {
+  it('applies a mixed batch in input order and stores exactly the right rows', async () => {
+    const { ids, seed, changes, outcomes } = mixedBatch();
+    expect(await apply(seed)).toEqual(['created', 'created']);
+
+    expect(await apply(changes)).toEqual(outcomes);
+
+    expect(await storedRows()).toEqual([
+      {
+        clerk_user_id: ids.added,
+        email: 'added@example.com',
+        timezone: 'Europe/Paris',
+        clerk_updated_at: 1_000,
+        ...defaultsFor('Europe/Paris'),
+      },
+      {
+        clerk_user_id: ids.batchDup,
+        email: 'dup.v3@example.com',
+        timezone: 'UTC',
+        clerk_updated_at: 4_000,
+        // Preferences are made once, with the timezone the user was created with.
+        ...defaultsFor('Asia/Tokyo'),
+      },
+      {
+        clerk_user_id: ids.existing,
+        email: 'existing.new@example.com',
+        timezone: 'UTC',
+        clerk_updated_at: 2_000,
+        ...defaultsFor('UTC'),
+      },
+    ]);
+    expect(await countRows(db, 'user_preferences')).toBe(3);
+    expect(await tombstoneIds()).toEqual([ids.doomed, ids.fleeting, ids.neverStored].sort());
+  });
+
+  it('with dryRun, reports the same outcomes and writes nothing', async () => {
+    const { seed, changes, outcomes } = mixedBatch();
+    await apply(seed);
+    const before = await snapshot();
+
+    expect(await apply(changes, { dryRun: true })).toEqual(outcomes);
+    expect(await snapshot()).toEqual(before);
+
+    expect(await apply(changes)).toEqual(outcomes);
+  });
+
+  it('lets Clerk win over a local edit at the same updated_at, and ignores an older one', async () => {
+    const id = clerkId('user');
+    await apply([upsert(clerkUser(id, { email: 'clerk@example.com', at: 5_000 }))]);
+    await sql(db, `update users set email = 'local.edit@example.com' where clerk_user_id = ?`, [
+      id,
+    ]);
+
+    expect(await apply([upsert(clerkUser(id, { email: 'clerk@example.com', at: 4_999 }))])).toEqual(
+      ['stale'],
+    );
+    expect((await storedRows())[0]?.email).toBe('local.edit@example.com');
+
+    expect(await apply([upsert(clerkUser(id, { email: 'clerk@example.com', at: 5_000 }))])).toEqual(
+      ['updated'],
+    );
+    expect(await storedRows()).toMatchObject([
+      { email: 'clerk@example.com', clerk_updated_at: 5_000 },
+    ]);
+  });
+
+  it('records a newer Clerk timestamp even when nothing else changed', async () => {
+    const id = clerkId('user');
+    await apply([upsert(clerkUser(id, { at: 1_000 }))]);
+
+    expect(await apply([upsert(clerkUser(id, { at: 7_000 }))])).toEqual(['unchanged']);
+    expect((await storedRows())[0]?.clerk_updated_at).toBe(7_000);
+    expect(await apply([upsert(clerkUser(id, { email: 'late@example.com', at: 6_000 }))])).toEqual([
+      'stale',
+    ]);
+  });
+
+  it('gives a stored user without preferences its defaults, and never touches existing ones', async () => {
+    const bare = clerkId('user');
+    const customised = clerkId('user');
+    await apply([
+      upsert(clerkUser(bare, { timezone: 'America/Chicago' })),
+      upsert(clerkUser(customised)),
+    ]);
+    await sql(
+      db,
+      'delete from user_preferences where user_id = (select id from users where clerk_user_id = ?)',
+      [bare],
+    );
+    await sql(
+      db,
+      `update user_preferences set theme = 'medieval', onboarding_completed = true
+        where user_id = (select id from users where clerk_user_id = ?)`,
+      [customised],
+    );
+
+    expect(
+      await apply([
+        upsert(clerkUser(bare, { timezone: 'America/Chicago' })),
+        upsert(clerkUser(customised, { timezone: 'Asia/Tokyo', at: 2_000 })),
+      ]),
+    ).toEqual(['unchanged', 'updated']);
+
+    const rows = new Map((await storedRows()).map((row) => [row.clerk_user_id, row]));
+    expect(rows.get(bare)).toMatchObject(defaultsFor('America/Chicago'));
+    expect(rows.get(customised)).toMatchObject({
+      timezone: 'Asia/Tokyo',
+      theme: 'medieval',
+      onboarding_completed: true,
+    });
+  });
+
+  it('does nothing for an empty batch', async () => {
+    expect(await apply([])).toEqual([]);
+    expect(await apply([], { dryRun: true })).toEqual([]);
+  });
+});
+
+describe('decideUpsert', () => {
+  const at = (ms: number | null) => (ms === null ? null : new Date(ms));
+  const stored = (email: string, timezone: string | null, ms: number | null) => ({
+    email,
+    timezone,
+    clerkUpdatedAt: at(ms),
+  });
+  const incoming = (email: string, timezone: string, ms: number | null) => ({
+    email,
+    timezone,
+    clerkUpdatedAt: at(ms),
+  });
+
+  it.each([
+    ['nothing stored', undefined, incoming('a@x.io', 'UTC', 1), 'created'],
+    ['older than stored', stored('a@x.io', 'UTC', 2), incoming('b@x.io', 'UTC', 1), 'stale'],
+    [
+      'no timestamp, stored has one',
+      stored('a@x.io', 'UTC', 2),
+      incoming('b@x.io', 'UTC', null),
+      'stale',
+    ],
+    ['same time, same data', stored('a@x.io', 'UTC', 2), incoming('a@x.io', 'UTC', 2), 'unchanged'],
+    ['same time, other email', stored('a@x.io', 'UTC', 2), incoming('b@x.io', 'UTC', 2), 'updated'],
+    [
+      'same time, other timezone',
+      stored('a@x.io', 'UTC', 2),
+      incoming('a@x.io', 'Asia/Tokyo', 2),
+      'updated',
+    ],
+    ['newer, same data', stored('a@x.io', 'UTC', 2), incoming('a@x.io', 'UTC', 3), 'unchanged'],
+    ['newer, other email', stored('a@x.io', 'UTC', 2), incoming('b@x.io', 'UTC', 3), 'updated'],
+    [
+      'stored without timestamp',
+      stored('a@x.io', 'UTC', null),
+      incoming('b@x.io', 'UTC', 1),
+      'updated',
+    ],
+    [
+      'neither has a timestamp',
+      stored('a@x.io', 'UTC', null),
+      incoming('a@x.io', 'UTC', null),
+      'unchanged',
+    ],
+    ['stored timezone null', stored('a@x.io', null, 1), incoming('a@x.io', 'UTC', 1), 'updated'],
+  ] as const)('%s', (_case, storedUser, incomingUser, expected) => {
+    expect(decideUpsert(storedUser, incomingUser)).toBe(expected);
+  });
+});

@@ -1,0 +1,479 @@
+import { existsSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type BackfillOptions,
+  formatBackfillSummary,
+  runBackfill,
+} from '../src/backfill/backfill.ts';
+import { ClerkApiError, clerkClientFrom } from '../src/backfill/clerk-api.ts';
+import type { Progress } from '../src/backfill/progress.ts';
+import { applyUserChanges, type UserChange } from '../src/users/apply-user-changes.ts';
+import { clerkUserSchema } from '../src/users/clerk-user.ts';
+import { runCommand, runNpmScript } from './support/cli.ts';
+import { testConfig } from './support/config.ts';
+import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import {
+  type FakeClerkApi,
+  type FakeUser,
+  generateUsers,
+  type InjectedFault,
+  startFakeClerkApi,
+  userJson,
+} from './support/fake-clerk-api.ts';
+
+/** Five pages, the last one short. */
+const USER_COUNT = 2_345;
+const WITHOUT_EMAIL = [7, 1_500];
+const STORABLE = USER_COUNT - WITHOUT_EMAIL.length;
+
+let db: TestDatabase;
+let fake: FakeClerkApi | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+beforeEach(async () => {
+  await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
+});
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+});
+
+/**
+ * Clerk's users, oldest first: a third with Europe/Paris in public metadata, the rest without
+ * a timezone; two without any email address; one with a timezone that is no IANA name and one
+ * spelled in lower case.
+ */
+function clerkUsers(): FakeUser[] {
+  const users = generateUsers(USER_COUNT);
+  for (const index of WITHOUT_EMAIL) user(users, index).email = null;
+  user(users, 4).timezone = 'Mars/Olympus_Mons';
+  user(users, 5).timezone = 'asia/tokyo';
+  return users;
+}
+
+function user(users: FakeUser[], index: number): FakeUser {
+  const found = users[index];
+  if (!found) throw new Error(`no user at ${index}`);
+  return found;
+}
+
+const CANONICAL_TIMEZONE: Record<string, string> = {
+  'Europe/Paris': 'Europe/Paris',
+  'asia/tokyo': 'Asia/Tokyo',
+};
+
+/** The row each storable Clerk user must become. */
+function expectedRow(clerk: FakeUser) {
+  return {
+    clerk_user_id: clerk.id,
+    email: clerk.email,
+    timezone: CANONICAL_TIMEZONE[clerk.timezone ?? ''] ?? 'UTC',
+    clerk_updated_at: clerk.updatedAt,
+  };
+}
+
+function expectedRows(users: FakeUser[]) {
+  return users.filter((clerk) => clerk.email).map(expectedRow);
+}
+
+async function userRows() {
+  return sql(
+    db,
+    `select clerk_user_id, email, timezone,
+            (extract(epoch from clerk_updated_at) * 1000)::float8 as clerk_updated_at
+       from users order by clerk_user_id`,
+  );
+}
+
+/** How many users have exactly one preferences row, and it holds the defaults for their timezone. */
+async function usersWithDefaultPreferences(): Promise<number> {
+  const [row] = await sql<{ count: number }>(
+    db,
+    `select count(*)::int as count from users u
+       where (select count(*) from user_preferences p where p.user_id = u.id) = 1
+         and exists (select 1 from user_preferences p where p.user_id = u.id
+           and p.theme = 'modern' and p.onboarding_completed = false
+           and p.communication_preferences = '{"email": true, "sms": false, "in_app": true}'::jsonb
+           and p.custom_hours = jsonb_build_object('start', '09:00', 'end', '17:00', 'timezone', u.timezone))`,
+  );
+  return row?.count ?? 0;
+}
+
+async function expectExactRows(users: FakeUser[]): Promise<void> {
+  const expected = expectedRows(users);
+  expect(await userRows()).toEqual(expected);
+  expect(await countRows(db, 'user_preferences')).toBe(expected.length);
+  expect(await usersWithDefaultPreferences()).toBe(expected.length);
+}
+
+async function checkpointOffset(): Promise<number | undefined> {
+  const [row] = await sql<{ next_offset: number }>(db, 'select next_offset from sync_checkpoints');
+  return row?.next_offset;
+}
+
+async function startFake(faults: InjectedFault[] = [], users = clerkUsers()) {
+  fake = await startFakeClerkApi(users, faults);
+  return fake;
+}
+
+interface RunRecord {
+  retries: [string, number][];
+  waits: number[];
+  progress: string[];
+}
+
+/** runBackfill against the fake API, with retry waits recorded instead of slept. */
+async function backfill(api: FakeClerkApi, options: Partial<BackfillOptions> = {}) {
+  const record: RunRecord = { retries: [], waits: [], progress: [] };
+  const progress: Progress = {
+    start: (total, done) => record.progress.push(`start ${done}/${total}`),
+    update: (done, total) => record.progress.push(`${done}/${total}`),
+    note: (message) => record.progress.push(`note ${message}`),
+    stop: () => record.progress.push('stop'),
+  };
+  const client = clerkClientFrom(
+    testConfig({ CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api.url }),
+  );
+  const result = await runBackfill({
+    em: db.em,
+    client,
+    progress,
+    api: {
+      onRetry: (reason, waitMs) => record.retries.push([reason, waitMs]),
+      wait: async (ms) => record.waits.push(ms),
+    },
+    ...options,
+  });
+  return { result, ...record };
+}
+
+/** The GET /v1/users requests the fake has answered since `from`, as their query parameters. */
+function listRequests(api: FakeClerkApi, from = 0): URLSearchParams[] {
+  return api.requests
+    .slice(from)
+    .filter((request) => request.startsWith('GET /v1/users?'))
+    .map((request) => new URL(request.slice('GET '.length), 'http://fake').searchParams);
+}
+
+/** The client leaves a zero offset out of the query. */
+function offsetOf(query: URLSearchParams | undefined): number {
+  return Number(query?.get('offset') ?? 0);
+}
+
+function counts(overrides: Record<string, number>) {
+  return {
+    created: 0,
+    updated: 0,
+    unchanged: 0,
+    stale: 0,
+    deleted_earlier: 0,
+    no_email: 0,
+    invalid: 0,
+    deleted: 0,
+    absent: 0,
+    ...overrides,
+  };
+}
+
+/** The Clerk user as an upsert change, optionally altered, for storing state beforehand. */
+function upsertOf(clerk: FakeUser, changes: Partial<FakeUser> = {}): UserChange {
+  return { kind: 'upsert', user: clerkUserSchema.parse(userJson({ ...clerk, ...changes })) };
+}
+
+describe('runBackfill', () => {
+  it('imports every user exactly, riding out a 429, a 500 and a dropped connection', async () => {
+    const api = await startFake([
+      { onListRequest: 2, status: 429, retryAfterSeconds: 7 },
+      { onListRequest: 4, status: 500 },
+      { onListRequest: 6, status: 'network' },
+    ]);
+
+    const { result, retries, waits, progress } = await backfill(api);
+
+    expect(result).toMatchObject({
+      counts: counts({ created: STORABLE, no_email: WITHOUT_EMAIL.length }),
+      total: USER_COUNT,
+      seen: USER_COUNT,
+      resumedFrom: 0,
+    });
+    await expectExactRows(api.users);
+    expect(await countRows(db, 'deleted_clerk_users')).toBe(0);
+    expect(await checkpointOffset()).toBeUndefined();
+
+    expect(retries).toEqual([
+      ['GET /v1/users offset 500: rate limited (429)', 7_000],
+      ['GET /v1/users offset 1000: status 500', 500],
+      ['GET /v1/users offset 1500: network error', 500],
+    ]);
+    expect(waits).toEqual([7_000, 500, 500]);
+
+    const requests = listRequests(api);
+    expect(requests.map(offsetOf)).toEqual([0, 500, 500, 1000, 1000, 1500, 1500, 2000, 2345]);
+    for (const query of requests) {
+      expect(query.get('limit')).toBe('500');
+      expect(query.get('order_by')).toBe('+created_at');
+    }
+    expect(api.requests.filter((request) => request === 'GET /v1/users/count')).toHaveLength(
+      requests.length,
+    );
+    expect(progress).toEqual([
+      'start 0/2345',
+      '500/2345',
+      '1000/2345',
+      '1500/2345',
+      '2000/2345',
+      '2345/2345',
+      'stop',
+    ]);
+
+    const summary = formatBackfillSummary(result, false);
+    expect(summary).toContain('backfill finished: 2345 users in');
+    expect(summary).toContain(`created    ${STORABLE}`);
+    expect(summary).toContain('unchanged  0');
+    expect(summary).toMatch(/skipped {4}2 \(.*no email address: 2/);
+  });
+
+  it('finds everything unchanged on a second run, and writes nothing', async () => {
+    const api = await startFake();
+    await backfill(api);
+    const before = await sql(db, 'select * from users order by clerk_user_id');
+
+    const { result } = await backfill(api);
+
+    expect(result.counts).toEqual(counts({ unchanged: STORABLE, no_email: WITHOUT_EMAIL.length }));
+    expect(result.resumedFrom).toBe(0);
+    expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
+  });
+
+  it('never resurrects a deleted user nor overwrites newer data, and updates older data', async () => {
+    const users = clerkUsers();
+    const [deleted, newer, older, same] = [10, 20, 30, 40].map((index) => user(users, index));
+    if (!deleted || !newer || !older || !same) throw new Error('fixture');
+    await applyUserChanges(db.em.fork(), [
+      { kind: 'delete', clerkUserId: deleted.id },
+      upsertOf(newer, { email: 'newer@example.com', updatedAt: newer.updatedAt + 60_000 }),
+      upsertOf(older, {
+        email: 'older@example.com',
+        timezone: 'Asia/Tokyo',
+        updatedAt: older.updatedAt - 60_000,
+      }),
+      upsertOf(same),
+    ]);
+    const api = await startFake([], users);
+
+    const { result } = await backfill(api);
+
+    expect(result.counts).toEqual(
+      counts({
+        created: STORABLE - 4,
+        updated: 1,
+        unchanged: 1,
+        stale: 1,
+        deleted_earlier: 1,
+        no_email: WITHOUT_EMAIL.length,
+      }),
+    );
+    const expected = expectedRows(users.filter((clerk) => clerk !== deleted)).map((row) =>
+      row.clerk_user_id === newer.id
+        ? { ...row, email: 'newer@example.com', clerk_updated_at: newer.updatedAt + 60_000 }
+        : row,
+    );
+    expect(await userRows()).toEqual(expected);
+    expect(await usersWithDefaultPreferences()).toBe(expected.length);
+    expect(formatBackfillSummary(result, false)).toContain(
+      'skipped    4 (older than stored: 1, deleted by a webhook: 1, no email address: 2, malformed: 0)',
+    );
+  });
+
+  it('is safe while webhooks delete and update users', async () => {
+    const users = clerkUsers();
+    const api = await startFake([], users);
+    const deletedByWebhook = users.filter((_, index) => index % 97 === 1);
+    const updatedByWebhook = users.filter((_, index) => index % 89 === 2);
+    const webhooks = (async () => {
+      for (const clerk of deletedByWebhook) {
+        await applyUserChanges(db.em.fork(), [{ kind: 'delete', clerkUserId: clerk.id }]);
+      }
+      for (const clerk of updatedByWebhook) {
+        await applyUserChanges(db.em.fork(), [
+          upsertOf(clerk, { email: `webhook.${clerk.id}@example.com`, updatedAt: Date.now() }),
+        ]);
+      }
+    })();
+
+    await Promise.all([backfill(api), webhooks]);
+
+    const gone = new Set(deletedByWebhook.map((clerk) => clerk.id));
+    const rows = await userRows();
+    expect(rows.filter((row) => gone.has(String(row.clerk_user_id)))).toEqual([]);
+    expect(rows).toHaveLength(STORABLE - gone.size);
+    const emails = new Map(rows.map((row) => [row.clerk_user_id, row.email]));
+    for (const clerk of updatedByWebhook) {
+      if (clerk.email && !gone.has(clerk.id))
+        expect(emails.get(clerk.id)).toBe(`webhook.${clerk.id}@example.com`);
+    }
+    expect(await usersWithDefaultPreferences()).toBe(rows.length);
+  });
+
+  it('resumes an interrupted run after its last committed page', async () => {
+    const api = await startFake([{ onListRequest: 3, status: 401 }]);
+
+    const interrupted = backfill(api);
+    await expect(interrupted).rejects.toBeInstanceOf(ClerkApiError);
+    await expect(interrupted).rejects.toThrow('GET /v1/users offset 1000 failed with status 401');
+    expect(await checkpointOffset()).toBe(1000);
+    expect(await userRows()).toEqual(expectedRows(api.users.slice(0, 1000)));
+
+    const requestsBefore = api.requests.length;
+    const { result, progress } = await backfill(api);
+
+    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(1000);
+    expect(result).toMatchObject({
+      resumedFrom: 1000,
+      seen: USER_COUNT - 1000,
+      counts: counts({ created: STORABLE - 999, no_email: 1 }),
+    });
+    expect(progress[0]).toBe('start 1000/2345');
+    expect(formatBackfillSummary(result, false)).toContain('resumed after 1000');
+    await expectExactRows(api.users);
+    expect(await checkpointOffset()).toBeUndefined();
+  });
+
+  it('starts over from the first page with restart', async () => {
+    const api = await startFake([{ onListRequest: 3, status: 400 }]);
+    await expect(backfill(api)).rejects.toThrow(/status 400/);
+    expect(await checkpointOffset()).toBe(1000);
+
+    const requestsBefore = api.requests.length;
+    const { result } = await backfill(api, { restart: true });
+
+    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
+    expect(result.resumedFrom).toBe(0);
+    expect(result.counts).toEqual(
+      counts({ created: STORABLE - 999, unchanged: 999, no_email: WITHOUT_EMAIL.length }),
+    );
+    await expectExactRows(api.users);
+  });
+
+  it('writes nothing on a dry run, not even a checkpoint', async () => {
+    const api = await startFake([{ onListRequest: 2, status: 503 }]);
+
+    const { result, retries } = await backfill(api, { dryRun: true });
+
+    expect(result.counts).toEqual(counts({ created: STORABLE, no_email: WITHOUT_EMAIL.length }));
+    expect(retries).toHaveLength(1);
+    for (const table of ['users', 'user_preferences', 'deleted_clerk_users', 'sync_checkpoints'])
+      expect(await countRows(db, table)).toBe(0);
+    const summary = formatBackfillSummary(result, true);
+    expect(summary).toContain('backfill dry run (nothing written)');
+    expect(summary).toContain(`would create    ${STORABLE}`);
+  });
+
+  it('on a dry run after an interruption, reads from the start and keeps the checkpoint', async () => {
+    const api = await startFake([{ onListRequest: 3, status: 401 }]);
+    await expect(backfill(api)).rejects.toBeInstanceOf(ClerkApiError);
+    const before = await sql(db, 'select * from users order by clerk_user_id');
+
+    const requestsBefore = api.requests.length;
+    const { result } = await backfill(api, { dryRun: true });
+
+    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
+    expect(result.counts).toEqual(
+      counts({ created: STORABLE - 999, unchanged: 999, no_email: WITHOUT_EMAIL.length }),
+    );
+    expect(await checkpointOffset()).toBe(1000);
+    expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
+  });
+
+  it('waits as long as each Retry-After says, however many 429s come in a row', async () => {
+    const faults: InjectedFault[] = Array.from({ length: 3 }, (_, index) => ({
+      onListRequest: index + 1,
+      status: 429,
+      retryAfterSeconds: index + 1,
+    }));
+    const api = await startFake(faults);
+
+    const { waits } = await backfill(api);
+
+    expect(waits).toEqual([1_000, 2_000, 3_000]);
+    expect(await countRows(db, 'users')).toBe(STORABLE);
+  });
+});
+
+describe('npm run backfill', () => {
+  function cliEnv(api: FakeClerkApi) {
+    return {
+      CLERK_SECRET_KEY: 'sk_test_fake',
+      CLERK_API_URL: api.url,
+      DATABASE_URL: db.url,
+    };
+  }
+
+  it('imports every user, prints plain progress lines and a summary', async () => {
+    const api = await startFake([{ onListRequest: 2, status: 429, retryAfterSeconds: 1 }]);
+
+    const { code, stdout, stderr } = await runNpmScript('backfill', [], cliEnv(api));
+
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^backfill finished: 2345 users in [\d.]+ s \(\d+ users\/s\)\n/);
+    expect(stdout).toContain(`created    ${STORABLE}`);
+    expect(stdout).toContain('no email address: 2');
+    const lines = stderr.trim().split('\n');
+    expect(lines[0]).toBe('backfill: 2345 users in Clerk');
+    expect(lines).toContain(
+      'backfill: GET /v1/users offset 500: rate limited (429); retrying in 1000 ms',
+    );
+    expect(lines.at(-1)).toMatch(/^backfill: 2345\/2345 users \(100%\), \d+ users\/s, eta 0s$/);
+    expect(stderr).not.toContain('\u001b[');
+    await expectExactRows(api.users);
+  });
+
+  it('with --dry-run, prints what it would do and writes nothing', async () => {
+    const api = await startFake();
+
+    const { code, stdout } = await runNpmScript('backfill', ['--dry-run'], cliEnv(api));
+
+    expect(code).toBe(0);
+    expect(stdout).toContain('backfill dry run (nothing written): 2345 users');
+    expect(stdout).toContain(`would create    ${STORABLE}`);
+    expect(await countRows(db, 'users')).toBe(0);
+  });
+
+  it('fails with one line naming CLERK_SECRET_KEY when it is not set', async () => {
+    const { code, stdout, stderr } = await runNpmScript('backfill', [], {
+      CLERK_SECRET_KEY: undefined,
+      DATABASE_URL: db.url,
+    });
+
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^clerk-sync: CLERK_SECRET_KEY is required/),
+    ]);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))(
+    'draws a progress bar on a terminal, and again after a retry message',
+    async () => {
+      const api = await startFake([{ onListRequest: 3, status: 429, retryAfterSeconds: 1 }]);
+
+      const { code, stdout } = await runCommand(
+        'script',
+        ['-qec', 'npm run -s backfill', '/dev/null'],
+        cliEnv(api),
+      );
+
+      expect(code).toBe(0);
+      const screen = stripVTControlCharacters(stdout);
+      const [beforeRetry, afterRetry] = screen.split('rate limited (429); retrying in 1000 ms');
+      expect(beforeRetry).toMatch(/backfill \[.*\] \d+\/2345 users \| \d+ users\/s \| ETA /);
+      expect(afterRetry).toMatch(/backfill \[.*\] 2345\/2345 users \| \d+ users\/s \| ETA /);
+      expect(afterRetry).toContain('backfill finished: 2345 users');
+      expect(await countRows(db, 'users')).toBe(STORABLE);
+    },
+  );
+});

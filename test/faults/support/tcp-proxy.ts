@@ -1,0 +1,76 @@
+import { once } from 'node:events';
+import { createConnection, createServer, type Socket } from 'node:net';
+
+/**
+ * A TCP relay on a free loopback port in front of another loopback service (PostgreSQL), which
+ * the test can use to cut every connection through it and to refuse new ones, as a network
+ * partition or a database restart would look to its clients.
+ */
+export interface TcpProxy {
+  port: number;
+  /** Connections relayed since the start. */
+  readonly accepted: number;
+  /** Connections turned away while refusing. */
+  readonly refused: number;
+  /** Destroys every open connection, on both sides. */
+  cutAll(): void;
+  /** New connections are reset at once (the client sees ECONNRESET). */
+  refuse(): void;
+  /** New connections are relayed again. */
+  accept(): void;
+  close(): Promise<void>;
+}
+
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const open = new Set<Socket>();
+  let refusing = false;
+  let accepted = 0;
+  let refused = 0;
+
+  const server = createServer((client) => {
+    if (refusing) {
+      refused++;
+      client.on('error', () => undefined);
+      client.resetAndDestroy();
+      return;
+    }
+    accepted++;
+    const upstream = createConnection(target);
+    for (const socket of [client, upstream]) {
+      open.add(socket);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        open.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+
+  return {
+    port: (server.address() as { port: number }).port,
+    get accepted() {
+      return accepted;
+    },
+    get refused() {
+      return refused;
+    },
+    cutAll() {
+      for (const socket of open) socket.destroy();
+    },
+    refuse() {
+      refusing = true;
+    },
+    accept() {
+      refusing = false;
+    },
+    async close() {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clerkId } from '../src/clerk/sample-events.ts';
+import type { UserChange } from '../src/users/apply-user-changes.ts';
+import type { ClerkUser } from '../src/users/clerk-user.ts';
+import { GroupCommit } from '../src/workers/group-commit.ts';
+import { countRows, createTestDatabase, type TestDatabase } from './support/database.ts';
+import { capturingLogger } from './support/logs.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+function upsert(id: string): UserChange {
+  const user: ClerkUser = {
+    id,
+    email_addresses: [{ id: 'idn_1', email_address: `${id.toLowerCase()}@example.com` }],
+    primary_email_address_id: 'idn_1',
+    public_metadata: {},
+    unsafe_metadata: {},
+    updated_at: 1_000,
+  };
+  return { kind: 'upsert', user };
+}
+
+describe('group commit', () => {
+  it('commits the changes of concurrent jobs together, each with its own outcome', async () => {
+    const batches: number[] = [];
+    const commit = new GroupCommit({
+      em: db.em,
+      log: capturingLogger().log,
+      maxBatch: 25,
+      windowMs: 50,
+      onBatch: (size) => batches.push(size),
+    });
+    const ids = Array.from({ length: 100 }, () => clerkId('user'));
+    const changes = [
+      ...ids.map(upsert),
+      upsert(ids[0] as string),
+      { kind: 'delete' as const, clerkUserId: ids[1] as string },
+    ];
+
+    const outcomes = await Promise.all(changes.map((change) => commit.apply(change)));
+
+    expect(outcomes.slice(0, 100).every((outcome) => outcome === 'created')).toBe(true);
+    expect(outcomes.slice(100)).toEqual(['unchanged', 'deleted']);
+    expect(batches).toEqual([25, 25, 25, 25, 2]);
+    expect(await countRows(db, 'users', 'clerk_user_id in (?)', [ids])).toBe(99);
+    expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
+  });
+
+  it('falls back to one change at a time when a batch fails, so a bad change fails alone', async () => {
+    const { log, records } = capturingLogger();
+    const commit = new GroupCommit({ em: db.em, log, maxBatch: 10, windowMs: 50 });
+    const good = Array.from({ length: 5 }, () => clerkId('user'));
+    // PostgreSQL text cannot hold NUL, so this change fails in the database, taking its batch with it.
+    const poison = upsert('user_bad\u0000id');
+
+    const results = await Promise.allSettled(
+      [...good.map(upsert), poison].map((change) => commit.apply(change)),
+    );
+
+    expect(results.slice(0, 5).map((result) => result.status)).toEqual(Array(5).fill('fulfilled'));
+    expect(results[5]?.status).toBe('rejected');
+    expect(await countRows(db, 'users', 'clerk_user_id in (?)', [good])).toBe(5);
+    expect(
+      records().some((record) => record.msg === 'batch failed; applying its changes one by one'),
+    ).toBe(true);
+  });
+});
