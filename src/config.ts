@@ -55,6 +55,13 @@ const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'must contain only letters, digits, _ and -')
     .default('clerk-webhooks'),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_{}-]+$/,
+      'must contain only letters, digits, _, - and {} (a Redis Cluster hash tag)',
+    )
+    .default('bull'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CLERK_SECRET_KEY: optionalText,
   CLERK_API_URL: urlWithProtocols(['http:', 'https:'], 'https://api.clerk.com').default(
@@ -80,6 +87,8 @@ export interface Config {
   /** How long a worker's hold on a job lasts without renewal; a dead worker's jobs are retaken after it. */
   readonly workerLockDurationMs: number;
   readonly queueName: string;
+  /** BullMQ's Redis key prefix; a hash tag such as {clerk-sync} keeps a queue in one Redis Cluster slot. */
+  readonly queuePrefix: string;
   readonly logLevel: string;
   /** Clerk Backend API, for backfill and reconcile. */
   readonly clerkSecretKey: string | undefined;
@@ -116,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerBatchSize: values.WORKER_BATCH_SIZE,
     workerBatchWindowMs: values.WORKER_BATCH_WINDOW_MS,
     queueName: values.QUEUE_NAME,
+    queuePrefix: values.QUEUE_PREFIX,
     logLevel: values.LOG_LEVEL,
     clerkSecretKey: values.CLERK_SECRET_KEY,
     clerkApiUrl: values.CLERK_API_URL,

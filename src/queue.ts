@@ -33,11 +33,13 @@ export const BACKOFF_DELAY_MS = 1_000;
 export const BACKOFF_MAX_DELAY_MS = 60_000;
 
 /**
- * Finished jobs are kept so that a late duplicate of a completed delivery is still recognised,
- * and failed ones stay inspectable; both are bounded so Redis memory stays bounded.
+ * Finished jobs are kept so that a quick redelivery of a completed one is recognised without
+ * touching the database (the handlers are idempotent, so an older duplicate is merely
+ * processed again) and so that failed ones stay inspectable. Both are bounded in age and count,
+ * which bounds Redis memory whatever the traffic.
  */
-export const COMPLETED_JOB_RETENTION = { age: 24 * 60 * 60, count: 100_000 };
-export const FAILED_JOB_RETENTION = { age: 14 * 24 * 60 * 60, count: 100_000 };
+export const COMPLETED_JOB_RETENTION = { age: 24 * 60 * 60, count: 10_000 };
+export const FAILED_JOB_RETENTION = { age: 14 * 24 * 60 * 60, count: 50_000 };
 
 export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
   attempts: JOB_ATTEMPTS,
@@ -79,9 +81,15 @@ export function toJobEvent(event: ClerkEvent): ClerkEvent {
   };
 }
 
-export function createQueue(name: string, connection: Redis, log: Logger): Queue<WebhookJobData> {
+export function createQueue(
+  name: string,
+  prefix: string,
+  connection: Redis,
+  log: Logger,
+): Queue<WebhookJobData> {
   const queue = new Queue<WebhookJobData>(name, {
     connection,
+    prefix,
     defaultJobOptions: DEFAULT_JOB_OPTIONS,
   });
   queue.on('error', (error) => log.warn({ err: error }, 'queue connection error'));

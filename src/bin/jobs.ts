@@ -32,7 +32,7 @@ await runOrExit(async () => {
   await waitForRedis(redis, REDIS_CONNECT_WAIT_MS);
   if (!isReady(redis))
     exitWithError(`REDIS_URL: cannot connect to ${new URL(config.redisUrl).host}`);
-  const queue = createQueue(config.queueName, redis, log);
+  const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
   try {
     switch (command) {
       case 'counts':

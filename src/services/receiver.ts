@@ -37,7 +37,7 @@ export async function startReceiver(
   const verifier = new SignatureVerifier(resolveSigningSecrets(config));
   const ownServices = services ?? createORM(config.databaseUrl, log);
   const redis = createProducerConnection(config.redisUrl, log);
-  const queue = createQueue(config.queueName, redis, log);
+  const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
   const metrics = createReceiverMetrics(queue);
 
   const app = createApp({

@@ -33,6 +33,7 @@ export async function startWorker(
   const metrics = createWorkerMetrics();
   const worker = createWebhookWorker({
     queueName: config.queueName,
+    queuePrefix: config.queuePrefix,
     connection,
     concurrency: config.workerConcurrency,
     services,

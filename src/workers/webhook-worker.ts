@@ -14,6 +14,7 @@ export const MAX_STALLED_COUNT = 10;
 
 export interface WebhookWorkerOptions {
   queueName: string;
+  queuePrefix: string;
   connection: Redis;
   concurrency: number;
   services: Services;
@@ -75,6 +76,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
   };
 
   const worker = new Worker<WebhookJobData>(options.queueName, processor, {
+    prefix: options.queuePrefix,
     connection: options.connection,
     concurrency: options.concurrency,
     lockDuration: options.lockDurationMs,

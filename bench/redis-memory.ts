@@ -1,0 +1,124 @@
+/**
+ * Redis memory under sustained traffic: sends DELIVERIES signed deliveries (100,000 by default)
+ * through a real receiver and worker backed by a private Redis, then reports Redis's memory and
+ * the queue's job counts, showing that retention keeps both bounded.
+ *   node bench/redis-memory.ts            (DELIVERIES=20000 for a shorter run)
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { sampleUserEvent } from '../src/clerk/sample-events.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { createQueue } from '../src/queue.ts';
+import { startReceiver } from '../src/services/receiver.ts';
+import { startWorker } from '../src/services/worker.ts';
+import { createTestDatabase } from '../test/support/database.ts';
+import { newSvixId, signedHeaders, TEST_SECRET } from '../test/support/svix.ts';
+
+const DELIVERIES = Number(process.env.DELIVERIES ?? 100_000);
+const CONNECTIONS = 32;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function usedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)?.[1]);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'clerk-sync-redis-'));
+const redisPort = await freePort();
+const redisServer: ChildProcess = spawn(
+  'redis-server',
+  [
+    '--port',
+    String(redisPort),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+  ],
+  { stdio: 'ignore' },
+);
+const redisUrl = `redis://127.0.0.1:${redisPort}`;
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+await redis.ping();
+const db = await createTestDatabase();
+const config = loadConfig({
+  DATABASE_URL: db.url,
+  REDIS_URL: redisUrl,
+  CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
+  PORT: '0',
+  WORKER_METRICS_PORT: '0',
+  LOG_LEVEL: 'silent',
+});
+const log = createLogger({ level: 'silent' });
+const receiver = await startReceiver(config, log, db);
+const worker = await startWorker(config, log, { services: db });
+const before = await usedMemory(redis);
+const startedAt = performance.now();
+
+let next = 0;
+let accepted = 0;
+await Promise.all(
+  Array.from({ length: CONNECTIONS }, async () => {
+    while (next < DELIVERIES) {
+      const sent = ++next;
+      const body = JSON.stringify(sampleUserEvent('user.created'));
+      const response = await fetch(`http://127.0.0.1:${receiver.port}/webhooks/clerk`, {
+        method: 'POST',
+        headers: signedHeaders(body, { svixId: newSvixId() }),
+        body,
+      });
+      await response.arrayBuffer();
+      if (response.status === 202) accepted++;
+      if (sent % 10_000 === 0) console.log(`sent ${sent}`);
+    }
+  }),
+);
+const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
+for (;;) {
+  const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+  if (Object.values(counts).every((count) => count === 0)) break;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+}
+const seconds = (performance.now() - startedAt) / 1000;
+const after = await usedMemory(redis);
+const counts = await queue.getJobCounts('completed', 'failed');
+console.log(
+  JSON.stringify(
+    {
+      deliveries: DELIVERIES,
+      accepted,
+      seconds: Number(seconds.toFixed(1)),
+      deliveriesPerSecond: Math.round(DELIVERIES / seconds),
+      redisUsedMemoryBeforeMiB: Number((before / 2 ** 20).toFixed(1)),
+      redisUsedMemoryAfterMiB: Number((after / 2 ** 20).toFixed(1)),
+      jobsKept: counts,
+    },
+    null,
+    2,
+  ),
+);
+
+await queue.close();
+await worker.stop();
+await receiver.stop();
+redis.disconnect();
+redisServer.kill('SIGKILL');
+await db.drop();
+rmSync(dir, { recursive: true, force: true });
