@@ -1,0 +1,110 @@
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { TEST_SECRET } from './support/svix.ts';
+import { waitFor } from './support/wait.ts';
+
+const run = promisify(execFile);
+const dockerfile = readFileSync('Dockerfile', 'utf8');
+const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true });
+
+/** The exec-form JSON array of a Dockerfile instruction (CMD, or HEALTHCHECK's CMD). */
+function execForm(pattern: RegExp): string[] {
+  const match = pattern.exec(dockerfile.replace(/\\\n/g, ' '));
+  if (!match?.[1]) throw new Error(`no ${pattern} in Dockerfile`);
+  return JSON.parse(match[1]);
+}
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+
+describe('Dockerfile', () => {
+  it('builds in two stages, runs as a non-root user on Node 24 with production dependencies only', () => {
+    expect(dockerfile.match(/^FROM node:24\S*/gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
+  });
+
+  it("starts with the image's command outside Docker, and its health check passes", async () => {
+    const [command, ...args] = execForm(/^CMD (\[.*\])$/m);
+    expect(command).toBe('node');
+    const port = 30_000 + Math.floor(Math.random() * 20_000);
+    const env = {
+      ...process.env,
+      NODE_ENV: 'production',
+      DATABASE_URL: db.url,
+      CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
+      PORT: String(port),
+      HEALTH_PORT: String(port),
+      QUEUE_NAME: `test-image-${port}`,
+      LOG_LEVEL: 'warn',
+    };
+    const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
+    try {
+      const [healthCommand, ...healthArgs] = execForm(/HEALTHCHECK .*?CMD (\[.*\])/m);
+      expect(healthCommand).toBe('node');
+      const healthy = async () => {
+        try {
+          await run(process.execPath, healthArgs, { env });
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      await waitFor(healthy, 15_000, 'the image health check to pass');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = await new Promise<[number | null]>((resolve) =>
+      child.once('exit', (exitCode) => resolve([exitCode])),
+    );
+    expect(code).toBe(0);
+  });
+
+  it('refuses to start in production without a signing secret, in one line', async () => {
+    const [, ...args] = execForm(/^CMD (\[.*\])$/m);
+    const result = await run(process.execPath, args, {
+      env: {
+        ...process.env,
+        NODE_ENV: 'production',
+        DATABASE_URL: db.url,
+        CLERK_WEBHOOK_SIGNING_SECRET: '',
+        PORT: '0',
+      },
+    }).catch((error: { code: number; stderr: string }) => error);
+    expect('code' in result && result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      expect.stringContaining('CLERK_WEBHOOK_SIGNING_SECRET is required'),
+    ]);
+  });
+});
+
+describe('docker-compose.yml', () => {
+  it('runs PostgreSQL with pgvector and Redis with append-only persistence, both with health checks', () => {
+    const { postgres, redis } = compose.services;
+    expect(postgres.image).toMatch(/^pgvector\/pgvector:/);
+    expect(postgres.healthcheck.test.join(' ')).toContain('pg_isready');
+    expect(redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
+    expect(redis.healthcheck.test).toContain('ping');
+  });
+
+  it('migrates once before the receiver and the worker start, both built from the Dockerfile', () => {
+    const { migrate, receiver, worker } = compose.services;
+    expect(migrate.command.join(' ')).toContain('migration:up');
+    for (const service of [receiver, worker]) {
+      expect(service.build).toBe('.');
+      expect(service.depends_on.migrate.condition).toBe('service_completed_successfully');
+      expect(service.depends_on.postgres.condition).toBe('service_healthy');
+      expect(service.depends_on.redis.condition).toBe('service_healthy');
+    }
+    expect(receiver.command).toEqual(['node', 'src/bin/receiver.ts']);
+    expect(worker.command).toEqual(['node', 'src/bin/worker.ts']);
+  });
+});
