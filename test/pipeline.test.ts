@@ -321,3 +321,33 @@ describe('a job that failed for good', () => {
     }
   });
 });
+
+describe('a database error that quotes the row it could not write', () => {
+  it('keeps the email address out of the job failure reason, the logs and the metrics', async () => {
+    // A constraint the service knows nothing about: the insert fails, and the ORM's error
+    // message quotes the statement's values, email included.
+    await sql(
+      db,
+      "alter table users add constraint test_no_blocked check (email not like 'blocked%')",
+    );
+    try {
+      const address = email('blocked');
+      const svixId = await send(sampleUserEvent('user.created', { email: address }));
+      const job = await waitFor(
+        async () => {
+          const candidate = await main.queue.getJob(svixId);
+          return candidate?.failedReason ? candidate : undefined;
+        },
+        15_000,
+        'the first attempt to fail',
+      );
+      expect(job.failedReason).toMatch(/test_no_blocked/);
+      expect(`${job.failedReason} ${job.stacktrace.join(' ')}`).not.toContain(address);
+      const metrics = await (await fetch(`http://127.0.0.1:${main.worker?.port}/metrics`)).text();
+      expect(metrics).not.toContain(address);
+      await job.remove();
+    } finally {
+      await sql(db, 'alter table users drop constraint test_no_blocked');
+    }
+  });
+});

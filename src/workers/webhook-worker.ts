@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../logger.ts';
+import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
 import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
@@ -33,6 +33,19 @@ export interface WebhookWorkerOptions {
  * capped exponential backoff; an UnrecoverableError fails the job at once and leaves it in the
  * failed set for inspection and replay.
  */
+/**
+ * BullMQ keeps a failed job's error message and stack in Redis, where the dashboard and the
+ * jobs command show them; a database error can quote the row it could not write, email
+ * address included. They are scrubbed like log lines before BullMQ sees them.
+ */
+function scrubError(error: unknown): unknown {
+  if (error instanceof Error) {
+    error.message = scrub(error.message);
+    if (error.stack) error.stack = scrub(error.stack);
+  }
+  return error;
+}
+
 export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
   const { services, metrics, log } = options;
   const groupCommit =
@@ -42,6 +55,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
           log,
           maxBatch: options.batchSize,
           windowMs: options.batchWindowMs,
+          onBatch: (size) => metrics.batchSize.observe(size),
         })
       : undefined;
 
@@ -69,7 +83,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
         { err: error, attempt: job.attemptsMade + 1, willRetry },
         permanent ? 'event cannot be processed; job failed for good' : 'event processing failed',
       );
-      throw error;
+      throw scrubError(error);
     } finally {
       stopTimer();
     }
