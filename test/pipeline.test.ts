@@ -342,7 +342,7 @@ describe('a database error that quotes the row it could not write', () => {
         'the first attempt to fail',
       );
       expect(job.failedReason).toMatch(/test_no_blocked/);
-      expect(`${job.failedReason} ${job.stacktrace.join(' ')}`).not.toContain(address);
+      expect(`${job.failedReason} ${(job.stacktrace ?? []).join(' ')}`).not.toContain(address);
       const metrics = await (await fetch(`http://127.0.0.1:${main.worker?.port}/metrics`)).text();
       expect(metrics).not.toContain(address);
       await job.remove();
