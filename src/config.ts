@@ -46,6 +46,7 @@ const envSchema = z.object({
   REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], DEFAULT_REDIS_URL).default(DEFAULT_REDIS_URL),
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecrets,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
   WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(50),
@@ -78,6 +79,8 @@ export interface Config {
   /** Svix signing secrets, newest first; empty when none is configured. */
   readonly webhookSecrets: readonly string[];
   readonly port: number;
+  /** When set, the receiver serves /metrics on this port only, not on PORT. */
+  readonly metricsPort: number | undefined;
   readonly workerMetricsPort: number;
   readonly workerConcurrency: number;
   /** Group commit: at most this many jobs' changes in one transaction (1 turns it off)... */
@@ -119,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: values.REDIS_URL,
     webhookSecrets: Object.freeze(values.CLERK_WEBHOOK_SIGNING_SECRET ?? []),
     port: values.PORT,
+    metricsPort: values.METRICS_PORT,
     workerMetricsPort: values.WORKER_METRICS_PORT,
     workerConcurrency: values.WORKER_CONCURRENCY,
     workerLockDurationMs: values.WORKER_LOCK_DURATION_MS,

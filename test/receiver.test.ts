@@ -39,6 +39,7 @@ interface RunningReceiver {
   url: string;
   queue: Queue<WebhookJobData>;
   queueName: string;
+  metricsUrl: string;
 }
 
 /**
@@ -67,7 +68,7 @@ async function startTestReceiver(
       'a healthy receiver',
     );
   }
-  return { url, queue, queueName };
+  return { url, queue, queueName, metricsUrl: `http://127.0.0.1:${receiver.metricsPort}` };
 }
 
 async function jobIds(queue: Queue): Promise<string[]> {
@@ -451,6 +452,15 @@ describe('GET /metrics', () => {
       /^clerk_sync_webhooks_received_total\{type="unknown",outcome="invalid_signature"\} 1$/m,
     );
     expect(text).toMatch(/^clerk_sync_queue_jobs\{state="waiting"\} 2$/m);
+  });
+
+  it('moves to a port of its own when METRICS_PORT is set', async () => {
+    const { url, metricsUrl } = await startTestReceiver({ METRICS_PORT: '0' });
+    await deliver(url, sampleUserEvent('user.created'));
+
+    expect(metricsUrl).not.toBe(url);
+    expect((await fetch(`${url}/metrics`)).status).toBe(404);
+    expect(await metricsText(metricsUrl)).toMatch(/outcome="queued"\} 1$/m);
   });
 });
 

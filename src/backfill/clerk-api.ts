@@ -24,6 +24,13 @@ export interface ApiRetryEvents {
 
 export class ClerkApiError extends Error {
   override name = 'ClerkApiError';
+  /** The HTTP status of the final answer; undefined when there was none (a network error). */
+  readonly status: number | undefined;
+
+  constructor(message: string, status: number | undefined) {
+    super(message);
+    this.status = status;
+  }
 }
 
 export function clerkClientFrom(config: Config): ClerkClient {
@@ -66,7 +73,7 @@ export async function userExists(
     );
     return true;
   } catch (error) {
-    if (error instanceof ClerkApiError && error.message.includes('status 404')) return false;
+    if (error instanceof ClerkApiError && error.status === 404) return false;
     throw error;
   }
 }
@@ -102,8 +109,10 @@ export async function withApiRetries<T>(
         await wait(waitMs);
         continue;
       }
+      const hint = status === 401 || status === 403 ? ' (check CLERK_SECRET_KEY)' : '';
       throw new ClerkApiError(
-        `${what} failed with ${status ? `status ${status}` : describe(error)}`,
+        `${what} failed with ${status ? `status ${status}` : describe(error)}${hint}`,
+        status,
       );
     }
   }

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { formatBackfillSummary, runBackfill } from '../backfill/backfill.ts';
-import { clerkClientFrom } from '../backfill/clerk-api.ts';
+import { ClerkApiError, clerkClientFrom } from '../backfill/clerk-api.ts';
 import { createProgress } from '../backfill/progress.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
@@ -37,6 +37,10 @@ await runOrExit(async () => {
       },
     });
     console.log(formatBackfillSummary(result, dryRun));
+  } catch (error) {
+    // The API's final answer (a bad key, a page that kept failing) is one line, not a stack.
+    if (error instanceof ClerkApiError) exitWithError(error.message);
+    throw error;
   } finally {
     await orm.close();
   }

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { clerkClientFrom } from '../backfill/clerk-api.ts';
+import { ClerkApiError, clerkClientFrom } from '../backfill/clerk-api.ts';
 import { createProgress } from '../backfill/progress.ts';
 import { formatReconcileReport, reconcile } from '../backfill/reconcile.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
@@ -36,6 +36,10 @@ await runOrExit(async () => {
       },
     });
     console.log(formatReconcileReport(report, { showEmails: values['show-emails'] }));
+  } catch (error) {
+    // The API's final answer (a bad key, a page that kept failing) is one line, not a stack.
+    if (error instanceof ClerkApiError) exitWithError(error.message);
+    throw error;
   } finally {
     await orm.close();
   }

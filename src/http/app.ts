@@ -14,7 +14,8 @@ export const DASHBOARD_PATH = '/admin/queues';
 export interface AppOptions {
   log: Logger;
   health: HealthChecks;
-  metrics: Registry;
+  /** Served at /metrics; left out when metrics have a listener of their own. */
+  metrics?: Registry;
   routers?: express.Router[];
   dashboard?: { queue: Queue; credentials: { username: string; password: string } };
 }
@@ -39,9 +40,7 @@ export function createApp(options: AppOptions): Express {
     }),
   );
   app.use(healthRouter(options.health));
-  app.get('/metrics', async (_request, response) => {
-    response.type(options.metrics.contentType).send(await options.metrics.metrics());
-  });
+  if (options.metrics) app.get('/metrics', metricsHandler(options.metrics));
   if (options.dashboard) {
     const board = new ExpressAdapter();
     board.setBasePath(DASHBOARD_PATH);
@@ -57,6 +56,20 @@ export function createApp(options: AppOptions): Express {
     response.status(404).json({ error: 'not found' });
   });
   app.use(errorHandler(options.log));
+  return app;
+}
+
+export function metricsHandler(registry: Registry): express.RequestHandler {
+  return async (_request, response) => {
+    response.type(registry.contentType).send(await registry.metrics());
+  };
+}
+
+/** An app that serves only GET /metrics, for a port of its own. */
+export function createMetricsApp(registry: Registry): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/metrics', metricsHandler(registry));
   return app;
 }
 

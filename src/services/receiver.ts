@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { Config } from '../config.ts';
-import { createApp } from '../http/app.ts';
+import { createApp, createMetricsApp } from '../http/app.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
 import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
@@ -22,6 +22,8 @@ const REDIS_STARTUP_WAIT_MS = 3_000;
 export interface Receiver extends Stoppable {
   server: Server;
   port: number;
+  /** Where GET /metrics is served: METRICS_PORT when set, else the receiver's own port. */
+  metricsPort: number;
 }
 
 /**
@@ -42,7 +44,7 @@ export async function startReceiver(
 
   const app = createApp({
     log,
-    metrics: metrics.registry,
+    metrics: config.metricsPort === undefined ? metrics.registry : undefined,
     health: {
       database: () => isDatabaseReachable(ownServices.orm),
       redis: async () => isReady(redis) && (await redis.ping()) === 'PONG',
@@ -64,13 +66,20 @@ export async function startReceiver(
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   const port = (server.address() as { port: number }).port;
-  log.info({ port, queue: config.queueName }, 'receiver listening');
+  const metricsServer =
+    config.metricsPort === undefined
+      ? undefined
+      : await listen(createMetricsApp(metrics.registry), config.metricsPort);
+  const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : port;
+  log.info({ port, metricsPort, queue: config.queueName }, 'receiver listening');
 
   return {
     server,
     port,
+    metricsPort,
     async stop() {
       await closeServer(server);
+      if (metricsServer) await closeServer(metricsServer);
       await queue.close();
       redis.disconnect();
       if (!services) await ownServices.orm.close();
