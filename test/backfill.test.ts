@@ -185,7 +185,7 @@ function upsertOf(clerk: FakeUser, changes: Partial<FakeUser> = {}): UserChange 
 }
 
 describe('runBackfill', () => {
-  it('imports every user exactly, riding out a 429, a 500 and a dropped connection', async () => {
+  it('imports every user exactly, riding out a 429, a 500 and a dropped connection; a second run changes nothing', async () => {
     const api = await startFake([
       { onListRequest: 2, status: 429, retryAfterSeconds: 7 },
       { onListRequest: 4, status: 500 },
@@ -235,17 +235,13 @@ describe('runBackfill', () => {
     expect(summary).toContain(`created    ${STORABLE}`);
     expect(summary).toContain('unchanged  0');
     expect(summary).toMatch(/skipped {4}2 \(.*no email address: 2/);
-  });
 
-  it('finds everything unchanged on a second run, and writes nothing', async () => {
-    const api = await startFake();
-    await backfill(api);
     const before = await sql(db, 'select * from users order by clerk_user_id');
-
-    const { result } = await backfill(api);
-
-    expect(result.counts).toEqual(counts({ unchanged: STORABLE, no_email: WITHOUT_EMAIL.length }));
-    expect(result.resumedFrom).toBe(0);
+    const second = await backfill(api);
+    expect(second.result).toMatchObject({
+      counts: counts({ unchanged: STORABLE, no_email: WITHOUT_EMAIL.length }),
+      resumedFrom: 0,
+    });
     expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
   });
 
@@ -283,7 +279,16 @@ describe('runBackfill', () => {
         : row,
     );
     expect(await userRows()).toEqual(expected);
-    expect(await usersWithDefaultPreferences()).toBe(expected.length);
+    expect(await countRows(db, 'user_preferences')).toBe(expected.length);
+    // The older user's preferences were made with its old timezone, and are never overwritten.
+    expect(await usersWithDefaultPreferences()).toBe(expected.length - 1);
+    expect(
+      await sql(
+        db,
+        'select p.custom_hours from user_preferences p join users u on u.id = p.user_id where u.clerk_user_id = ?',
+        [older.id],
+      ),
+    ).toEqual([{ custom_hours: { start: '09:00', end: '17:00', timezone: 'Asia/Tokyo' } }]);
     expect(formatBackfillSummary(result, false)).toContain(
       'skipped    4 (older than stored: 1, deleted by a webhook: 1, no email address: 2, malformed: 0)',
     );
@@ -343,22 +348,6 @@ describe('runBackfill', () => {
     expect(await checkpointOffset()).toBeUndefined();
   });
 
-  it('starts over from the first page with restart', async () => {
-    const api = await startFake([{ onListRequest: 3, status: 400 }]);
-    await expect(backfill(api)).rejects.toThrow(/status 400/);
-    expect(await checkpointOffset()).toBe(1000);
-
-    const requestsBefore = api.requests.length;
-    const { result } = await backfill(api, { restart: true });
-
-    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
-    expect(result.resumedFrom).toBe(0);
-    expect(result.counts).toEqual(
-      counts({ created: STORABLE - 999, unchanged: 999, no_email: WITHOUT_EMAIL.length }),
-    );
-    await expectExactRows(api.users);
-  });
-
   it('writes nothing on a dry run, not even a checkpoint', async () => {
     const api = await startFake([{ onListRequest: 2, status: 503 }]);
 
@@ -373,20 +362,33 @@ describe('runBackfill', () => {
     expect(summary).toContain(`would create    ${STORABLE}`);
   });
 
-  it('on a dry run after an interruption, reads from the start and keeps the checkpoint', async () => {
-    const api = await startFake([{ onListRequest: 3, status: 401 }]);
-    await expect(backfill(api)).rejects.toBeInstanceOf(ClerkApiError);
+  it('after an interruption, reads from the first page on a dry run (keeping the checkpoint) and with restart', async () => {
+    const api = await startFake([{ onListRequest: 3, status: 400 }]);
+    await expect(backfill(api)).rejects.toThrow(/status 400/);
+    expect(await checkpointOffset()).toBe(1000);
     const before = await sql(db, 'select * from users order by clerk_user_id');
+    const fromTheStart = counts({
+      created: STORABLE - 999,
+      unchanged: 999,
+      no_email: WITHOUT_EMAIL.length,
+    });
 
-    const requestsBefore = api.requests.length;
-    const { result } = await backfill(api, { dryRun: true });
+    let requestsBefore = api.requests.length;
+    const dryRun = await backfill(api, { dryRun: true });
 
     expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
-    expect(result.counts).toEqual(
-      counts({ created: STORABLE - 999, unchanged: 999, no_email: WITHOUT_EMAIL.length }),
-    );
+    expect(dryRun.result.counts).toEqual(fromTheStart);
     expect(await checkpointOffset()).toBe(1000);
     expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
+
+    requestsBefore = api.requests.length;
+    const restarted = await backfill(api, { restart: true });
+
+    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
+    expect(restarted.result.resumedFrom).toBe(0);
+    expect(restarted.result.counts).toEqual(fromTheStart);
+    await expectExactRows(api.users);
+    expect(await checkpointOffset()).toBeUndefined();
   });
 
   it('waits as long as each Retry-After says, however many 429s come in a row', async () => {
@@ -395,12 +397,12 @@ describe('runBackfill', () => {
       status: 429,
       retryAfterSeconds: index + 1,
     }));
-    const api = await startFake(faults);
+    const api = await startFake(faults, generateUsers(600));
 
     const { waits } = await backfill(api);
 
     expect(waits).toEqual([1_000, 2_000, 3_000]);
-    expect(await countRows(db, 'users')).toBe(STORABLE);
+    expect(await countRows(db, 'users')).toBe(600);
   });
 });
 
@@ -414,7 +416,7 @@ describe('npm run backfill', () => {
   }
 
   it('imports every user, prints plain progress lines and a summary', async () => {
-    const api = await startFake([{ onListRequest: 2, status: 429, retryAfterSeconds: 1 }]);
+    const api = await startFake([{ onListRequest: 2, status: 429, retryAfterSeconds: 0 }]);
 
     const { code, stdout, stderr } = await runNpmScript('backfill', [], cliEnv(api));
 
@@ -425,41 +427,38 @@ describe('npm run backfill', () => {
     const lines = stderr.trim().split('\n');
     expect(lines[0]).toBe('backfill: 2345 users in Clerk');
     expect(lines).toContain(
-      'backfill: GET /v1/users offset 500: rate limited (429); retrying in 1000 ms',
+      'backfill: GET /v1/users offset 500: rate limited (429); retrying in 0 ms',
     );
     expect(lines.at(-1)).toMatch(/^backfill: 2345\/2345 users \(100%\), \d+ users\/s, eta 0s$/);
     expect(stderr).not.toContain('\u001b[');
     await expectExactRows(api.users);
   });
 
-  it('with --dry-run, prints what it would do and writes nothing', async () => {
-    const api = await startFake();
+  it('fails in one line, without a stack trace, when the key is missing or refused', async () => {
+    const api = await startFake([], generateUsers(10));
 
-    const { code, stdout } = await runNpmScript('backfill', ['--dry-run'], cliEnv(api));
+    const [missing, refused] = await Promise.all([
+      runNpmScript('backfill', [], { ...cliEnv(api), CLERK_SECRET_KEY: undefined }),
+      runNpmScript('backfill', [], { ...cliEnv(api), CLERK_SECRET_KEY: 'sk_test_wrong' }),
+    ]);
 
-    expect(code).toBe(0);
-    expect(stdout).toContain('backfill dry run (nothing written): 2345 users');
-    expect(stdout).toContain(`would create    ${STORABLE}`);
-    expect(await countRows(db, 'users')).toBe(0);
-  });
-
-  it('fails with one line naming CLERK_SECRET_KEY when it is not set', async () => {
-    const { code, stdout, stderr } = await runNpmScript('backfill', [], {
-      CLERK_SECRET_KEY: undefined,
-      DATABASE_URL: db.url,
-    });
-
-    expect(code).toBe(1);
-    expect(stdout).toBe('');
-    expect(stderr.trim().split('\n')).toEqual([
+    expect(missing).toMatchObject({ code: 1, stdout: '' });
+    expect(missing.stderr.trim().split('\n')).toEqual([
       expect.stringMatching(/^clerk-sync: CLERK_SECRET_KEY is required/),
     ]);
+    expect(refused).toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr:
+        'clerk-sync: GET /v1/users offset 0 failed with status 401 (check CLERK_SECRET_KEY)\n',
+    });
+    expect(await countRows(db, 'users')).toBe(0);
   });
 
   it.skipIf(!existsSync('/usr/bin/script'))(
     'draws a progress bar on a terminal, and again after a retry message',
     async () => {
-      const api = await startFake([{ onListRequest: 3, status: 429, retryAfterSeconds: 1 }]);
+      const api = await startFake([{ onListRequest: 3, status: 429, retryAfterSeconds: 0 }]);
 
       const { code, stdout } = await runCommand(
         'script',
@@ -469,7 +468,7 @@ describe('npm run backfill', () => {
 
       expect(code).toBe(0);
       const screen = stripVTControlCharacters(stdout);
-      const [beforeRetry, afterRetry] = screen.split('rate limited (429); retrying in 1000 ms');
+      const [beforeRetry, afterRetry] = screen.split('rate limited (429); retrying in 0 ms');
       expect(beforeRetry).toMatch(/backfill \[.*\] \d+\/2345 users \| \d+ users\/s \| ETA /);
       expect(afterRetry).toMatch(/backfill \[.*\] 2345\/2345 users \| \d+ users\/s \| ETA /);
       expect(afterRetry).toContain('backfill finished: 2345 users');

@@ -1,0 +1,322 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { runBackfill } from '../src/backfill/backfill.ts';
+import { clerkClientFrom } from '../src/backfill/clerk-api.ts';
+import {
+  formatReconcileReport,
+  type ReconcileReport,
+  reconcile,
+} from '../src/backfill/reconcile.ts';
+import { applyUserChanges } from '../src/users/apply-user-changes.ts';
+import { clerkUserSchema } from '../src/users/clerk-user.ts';
+import { runNpmScript } from './support/cli.ts';
+import { testConfig } from './support/config.ts';
+import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import {
+  type FakeClerkApi,
+  type FakeUser,
+  generateUsers,
+  startFakeClerkApi,
+  userJson,
+} from './support/fake-clerk-api.ts';
+
+const USER_COUNT = 1_234;
+/** Listed by Clerk, not stored here. */
+const MISSING = [5, 6, 600, 601, 1_100, 1_101];
+/** Stored here; Clerk's list does not have them and GET /v1/users/:id answers 404. */
+const GONE = ['user_zz_gone_1', 'user_zz_gone_2'];
+const EMAIL_DRIFT = [10, 11];
+const TIMEZONE_DRIFT = [12, 13];
+const BOTH_DRIFT = 14;
+/** Deleted here by a user.deleted; Clerk still lists it. */
+const TOMBSTONED = 20;
+/** In Clerk without an email address: never stored. */
+const WITHOUT_EMAIL = 50;
+
+const EMAIL_PATTERN = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
+
+let db: TestDatabase;
+let fake: FakeClerkApi | undefined;
+let users: FakeUser[];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
+beforeEach(async () => {
+  await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
+  users = generateUsers(USER_COUNT);
+  clerkUser(WITHOUT_EMAIL).email = null;
+  fake = await startFakeClerkApi(users);
+});
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+});
+
+function clerkUser(index: number): FakeUser {
+  const found = users[index];
+  if (!found) throw new Error(`no user at ${index}`);
+  return found;
+}
+
+const idOf = (index: number) => clerkUser(index).id;
+
+function api(): FakeClerkApi {
+  if (!fake) throw new Error('fake Clerk API not started');
+  return fake;
+}
+
+function client() {
+  return clerkClientFrom(
+    testConfig({ CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url }),
+  );
+}
+
+/**
+ * Everything in step first (a backfill), then drift of every kind: rows removed behind the
+ * service's back, users Clerk no longer has, local edits of email and timezone, and a user
+ * deleted by a webhook whom Clerk still lists.
+ */
+async function setUpDrift(): Promise<void> {
+  await runBackfill({ em: db.em, client: client() });
+  await sql(db, 'delete from users where clerk_user_id in (?)', [MISSING.map(idOf)]);
+  await applyUserChanges(
+    db.em.fork(),
+    GONE.map((id, index) => ({
+      kind: 'upsert',
+      user: clerkUserSchema.parse(
+        userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 }),
+      ),
+    })),
+  );
+  for (const index of [...EMAIL_DRIFT, BOTH_DRIFT]) {
+    await sql(db, 'update users set email = ? where clerk_user_id = ?', [
+      `local.edit.${index}@example.com`,
+      idOf(index),
+    ]);
+  }
+  for (const index of [...TIMEZONE_DRIFT, BOTH_DRIFT]) {
+    await sql(db, `update users set timezone = 'Asia/Tokyo' where clerk_user_id = ?`, [
+      idOf(index),
+    ]);
+  }
+  await applyUserChanges(db.em.fork(), [{ kind: 'delete', clerkUserId: idOf(TOMBSTONED) }]);
+}
+
+/** Every row of the three tables, timestamps included. */
+async function snapshot() {
+  return {
+    users: await sql(db, 'select * from users order by clerk_user_id'),
+    preferences: await sql(db, 'select * from user_preferences order by user_id'),
+    tombstones: await sql(db, 'select * from deleted_clerk_users order by clerk_user_id'),
+  };
+}
+
+/** Clerk's timezone for a generated user. */
+const clerkTimezone = (index: number) => (index % 3 === 0 ? 'Europe/Paris' : 'UTC');
+
+function expectedReport(): ReconcileReport {
+  const stored = USER_COUNT - 1 - MISSING.length + GONE.length - 1;
+  const drift = (index: number, fields: ('email' | 'timezone')[]) => ({
+    clerkUserId: idOf(index),
+    fields,
+    local: {
+      email: fields.includes('email')
+        ? `local.edit.${index}@example.com`
+        : `person${index}@example.com`,
+      timezone: fields.includes('timezone') ? 'Asia/Tokyo' : clerkTimezone(index),
+    },
+    clerk: { email: `person${index}@example.com`, timezone: clerkTimezone(index) },
+  });
+  return {
+    clerkUsers: USER_COUNT,
+    localUsers: stored,
+    missing: MISSING.map(idOf),
+    gone: GONE,
+    drifted: [
+      ...EMAIL_DRIFT.map((index) => drift(index, ['email'])),
+      ...TIMEZONE_DRIFT.map((index) => drift(index, ['timezone'])),
+      drift(BOTH_DRIFT, ['email', 'timezone']),
+    ],
+    deletedHere: [idOf(TOMBSTONED)],
+    unusable: [idOf(WITHOUT_EMAIL)],
+  };
+}
+
+/** Rows as Clerk says they should be: every storable Clerk user except the one deleted here. */
+async function expectInStepWithClerk(): Promise<void> {
+  const expected = users.flatMap((user, index) =>
+    user.email && index !== TOMBSTONED
+      ? [
+          {
+            clerk_user_id: user.id,
+            email: user.email,
+            timezone: clerkTimezone(index),
+            clerk_updated_at: user.updatedAt,
+          },
+        ]
+      : [],
+  );
+  expect(
+    await sql(
+      db,
+      `select clerk_user_id, email, timezone,
+              (extract(epoch from clerk_updated_at) * 1000)::float8 as clerk_updated_at
+         from users order by clerk_user_id`,
+    ),
+  ).toEqual(expected);
+  const [preferences] = await sql<{ matching: number; total: number }>(
+    db,
+    `select count(*) filter (where p.theme = 'modern' and p.onboarding_completed = false
+                               and p.custom_hours = jsonb_build_object('start', '09:00', 'end', '17:00', 'timezone', u.timezone)
+                               and p.communication_preferences = '{"email": true, "sms": false, "in_app": true}'::jsonb)::int as matching,
+            count(*)::int as total
+       from users u join user_preferences p on p.user_id = u.id`,
+  );
+  expect(preferences).toEqual({ matching: expected.length, total: expected.length });
+}
+
+describe('reconcile', () => {
+  it('reports every kind of difference and changes nothing', async () => {
+    await setUpDrift();
+    const before = await snapshot();
+    const listed = api().requests.filter((request) => request.startsWith('GET /v1/users?')).length;
+    api().faults.push({ onListRequest: listed + 2, status: 429, retryAfterSeconds: 3 });
+    const retries: [string, number][] = [];
+
+    const report = await reconcile({
+      em: db.em,
+      client: client(),
+      api: {
+        onRetry: (reason, waitMs) => retries.push([reason, waitMs]),
+        wait: async () => {},
+      },
+    });
+
+    expect(report).toEqual(expectedReport());
+    expect(retries).toEqual([['GET /v1/users offset 500: rate limited (429)', 3_000]]);
+    expect(api().requests).toEqual(expect.arrayContaining(GONE.map((id) => `GET /v1/users/${id}`)));
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('formats counts and the first few ids, and emails only on request', async () => {
+    await setUpDrift();
+    const report = await reconcile({ em: db.em, client: client() });
+
+    const text = formatReconcileReport(report);
+
+    const ids = (indexes: number[]) => indexes.map(idOf).join(', ');
+    expect(text.split('\n')).toEqual([
+      `reconcile: ${USER_COUNT} users in Clerk, ${expectedReport().localUsers} here`,
+      `  missing here         6: ${ids(MISSING.slice(0, 5))}, …`,
+      `  gone from Clerk      2: ${GONE.join(', ')}`,
+      `  email drift          3: ${ids([...EMAIL_DRIFT, BOTH_DRIFT])}`,
+      `  timezone drift       3: ${ids([...TIMEZONE_DRIFT, BOTH_DRIFT])}`,
+      `  deleted here, still in Clerk (left deleted) 1: ${idOf(TOMBSTONED)}`,
+      `  cannot be stored (no email address) 1: ${idOf(WITHOUT_EMAIL)}`,
+      'nothing changed (run with --apply to fix)',
+    ]);
+    expect(text).not.toMatch(EMAIL_PATTERN);
+
+    const withEmails = formatReconcileReport(report, { showEmails: true });
+    expect(withEmails).toContain(
+      `${idOf(10)}: here local.edit.10@example.com UTC; Clerk person10@example.com UTC`,
+    );
+    expect(withEmails).toContain(
+      `${idOf(BOTH_DRIFT)}: here local.edit.14@example.com Asia/Tokyo; Clerk person14@example.com UTC`,
+    );
+  });
+
+  it('with apply, creates the missing, deletes the gone, fixes the drifted, and leaves the deleted deleted', async () => {
+    await setUpDrift();
+
+    const report = await reconcile({ em: db.em, client: client(), apply: true });
+
+    expect(report).toEqual({
+      ...expectedReport(),
+      applied: { created: MISSING.length, updated: 5, deleted: GONE.length },
+    });
+    await expectInStepWithClerk();
+    const tombstones = await sql<{ clerk_user_id: string }>(
+      db,
+      'select clerk_user_id from deleted_clerk_users order by clerk_user_id',
+    );
+    expect(tombstones.map((row) => row.clerk_user_id)).toEqual([idOf(TOMBSTONED), ...GONE].sort());
+    expect(formatReconcileReport(report)).toContain('applied: created 6, updated 5, deleted 2');
+
+    const again = await reconcile({ em: db.em, client: client(), apply: true });
+
+    expect(again).toMatchObject({
+      missing: [],
+      gone: [],
+      drifted: [],
+      deletedHere: [idOf(TOMBSTONED)],
+      unusable: [idOf(WITHOUT_EMAIL)],
+      applied: {},
+    });
+    expect(formatReconcileReport(again)).toContain('applied: nothing to change');
+    await expectInStepWithClerk();
+  });
+
+  it('finds nothing to do when the table is in step', async () => {
+    await runBackfill({ em: db.em, client: client() });
+    const before = await snapshot();
+
+    const report = await reconcile({ em: db.em, client: client(), apply: true });
+
+    expect(report).toMatchObject({
+      clerkUsers: USER_COUNT,
+      localUsers: USER_COUNT - 1,
+      missing: [],
+      gone: [],
+      drifted: [],
+      deletedHere: [],
+      applied: {},
+    });
+    expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe('npm run reconcile', () => {
+  function cliEnv() {
+    return { CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url, DATABASE_URL: db.url };
+  }
+
+  it('reports without emails and changes nothing; with --apply, fixes everything', async () => {
+    await setUpDrift();
+    const before = await snapshot();
+
+    const [dry, shown] = await Promise.all([
+      runNpmScript('reconcile', [], cliEnv()),
+      runNpmScript('reconcile', ['--show-emails'], cliEnv()),
+    ]);
+
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(
+      `  missing here         6: ${MISSING.slice(0, 5).map(idOf).join(', ')}, …`,
+    );
+    expect(dry.stdout).toContain(`  gone from Clerk      2: ${GONE.join(', ')}\n`);
+    expect(dry.stdout).toContain('  email drift          3: ');
+    expect(dry.stdout).toContain('nothing changed (run with --apply to fix)');
+    expect(dry.stdout).not.toMatch(EMAIL_PATTERN);
+    expect(dry.stderr).toContain(`reconcile: reading Clerk: ${USER_COUNT} users in Clerk`);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain(
+      'here local.edit.10@example.com UTC; Clerk person10@example.com',
+    );
+    expect(await snapshot()).toEqual(before);
+
+    const applied = await runNpmScript('reconcile', ['--apply'], cliEnv());
+
+    expect(applied.code).toBe(0);
+    expect(applied.stdout).toContain('applied: created 6, updated 5, deleted 2');
+    expect(applied.stdout).not.toMatch(EMAIL_PATTERN);
+    await expectInStepWithClerk();
+    expect(await countRows(db, 'deleted_clerk_users')).toBe(1 + GONE.length);
+    expect(await reconcile({ em: db.em, client: client() })).toMatchObject({
+      missing: [],
+      gone: [],
+      drifted: [],
+    });
+  });
+});
