@@ -67,7 +67,7 @@ const config = loadConfig({
   LOG_LEVEL: 'silent',
 });
 const log = createLogger({ level: 'silent' });
-const receiver = await startReceiver(config, log, db);
+const receiver = await startReceiver(config, log);
 const worker = await startWorker(config, log, { services: db });
 const before = await usedMemory(redis);
 const startedAt = performance.now();

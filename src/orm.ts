@@ -7,6 +7,7 @@ import type {
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, type EntityManager, MikroORM, type Options } from '@mikro-orm/postgresql';
 import { entities } from './entities/index.ts';
+import { DatabaseUnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 export const MIGRATIONS_PATH = 'migrations';
@@ -36,10 +37,6 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
 export interface Services {
   orm: MikroORM;
   em: EntityManager;
-}
-
-export class DatabaseUnavailableError extends Error {
-  override name = 'DatabaseUnavailableError';
 }
 
 /**

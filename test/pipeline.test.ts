@@ -54,7 +54,7 @@ async function startPipeline(overrides: Record<string, string> = {}): Promise<Pi
     QUEUE_NAME: uniqueQueueName(),
     ...overrides,
   });
-  const receiver = await startReceiver(config, logs.log, db);
+  const receiver = await startReceiver(config, logs.log);
   const url = `http://127.0.0.1:${receiver.port}`;
   await waitFor(async () => (await fetch(`${url}/api/v1/health`)).ok, 5_000, 'receiver health');
   return { config, url, receiver, queue: inspectQueue(config.queueName) };

@@ -57,7 +57,6 @@ async function startTestReceiver(
   const receiver = await startReceiver(
     testConfig({ DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: queueName, ...overrides }),
     options.log ?? logs.log,
-    db,
   );
   cleanups.push(() => receiver.stop());
   const url = `http://127.0.0.1:${receiver.port}`;

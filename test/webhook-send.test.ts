@@ -36,7 +36,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'clerk-sync-webhook-send-'));
   const config = testConfig({ DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: uniqueQueueName() });
   queue = inspectQueue(config.queueName);
-  receiver = await startReceiver(config, log, db);
+  receiver = await startReceiver(config, log);
   worker = await startWorker(config, log, { services: db });
   endpoint = `http://127.0.0.1:${receiver.port}/webhooks/clerk`;
   await waitFor(
@@ -120,7 +120,6 @@ describe('npm run webhook:send', () => {
         CLERK_WEBHOOK_SIGNING_SECRET: secret,
       }),
       log,
-      db,
     );
     try {
       const id = clerkId('user');

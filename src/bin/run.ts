@@ -1,5 +1,5 @@
 import { ConfigError, exitWithError } from '../config.ts';
-import { DatabaseUnavailableError } from '../orm.ts';
+import { DatabaseUnavailableError } from '../errors.ts';
 
 /** Runs a command; a configuration or connection problem ends it with one readable line. */
 export async function runOrExit(main: () => Promise<void>): Promise<void> {

@@ -13,7 +13,7 @@ await runOrExit(async () => {
   const services = await initORM(config.databaseUrl, log);
   const applied = await migrateUp(services.orm);
   log.info({ applied }, applied.length ? 'migrations applied' : 'schema is up to date');
-  const receiver = await startReceiver(config, log.child({ name: 'receiver' }), services);
+  const receiver = await startReceiver(config, log.child({ name: 'receiver' }));
   const worker = await startWorker(config, log.child({ name: 'worker' }), { services });
   stopOnSignals(log, receiver, worker, { stop: () => services.orm.close() });
 });

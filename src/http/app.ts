@@ -1,15 +1,8 @@
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
-import type { Queue } from 'bullmq';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Registry } from 'prom-client';
 import { type Logger, scrub } from '../logger.ts';
-import { basicAuth } from './basic-auth.ts';
 import { type HealthChecks, healthRouter } from './health.ts';
-
-export const DASHBOARD_PATH = '/admin/queues';
 
 export interface AppOptions {
   log: Logger;
@@ -17,7 +10,6 @@ export interface AppOptions {
   /** Served at /metrics; left out when metrics have a listener of their own. */
   metrics?: Registry;
   routers?: express.Router[];
-  dashboard?: { queue: Queue; credentials: { username: string; password: string } };
 }
 
 /** The Express app shared by the receiver and the worker's small status server. */
@@ -41,16 +33,6 @@ export function createApp(options: AppOptions): Express {
   );
   app.use(healthRouter(options.health));
   if (options.metrics) app.get('/metrics', metricsHandler(options.metrics));
-  if (options.dashboard) {
-    const board = new ExpressAdapter();
-    board.setBasePath(DASHBOARD_PATH);
-    createBullBoard({ queues: [new BullMQAdapter(options.dashboard.queue)], serverAdapter: board });
-    app.use(
-      DASHBOARD_PATH,
-      basicAuth(options.dashboard.credentials, 'clerk-sync'),
-      board.getRouter(),
-    );
-  }
   for (const router of options.routers ?? []) app.use(router);
   app.use((_request, response) => {
     response.status(404).json({ error: 'not found' });

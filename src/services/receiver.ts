@@ -1,9 +1,10 @@
 import type { Server } from 'node:http';
 import type { Config } from '../config.ts';
 import { createApp, createMetricsApp } from '../http/app.ts';
+import { dashboardRouter } from '../http/dashboard.ts';
+import { createDatabaseProbe } from '../http/database-probe.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
-import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
 import { createQueue } from '../queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
@@ -31,13 +32,9 @@ export interface Receiver extends Stoppable {
  * (when credentials are configured) the queue dashboard. The database is used for the health
  * check only.
  */
-export async function startReceiver(
-  config: Config,
-  log: Logger,
-  services?: Services,
-): Promise<Receiver> {
+export async function startReceiver(config: Config, log: Logger): Promise<Receiver> {
   const verifier = new SignatureVerifier(resolveSigningSecrets(config));
-  const ownServices = services ?? createORM(config.databaseUrl, log);
+  const database = createDatabaseProbe(config.databaseUrl);
   const redis = createProducerConnection(config.redisUrl, log);
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
   const metrics = createReceiverMetrics(queue);
@@ -46,11 +43,11 @@ export async function startReceiver(
     log,
     metrics: config.metricsPort === undefined ? metrics.registry : undefined,
     health: {
-      database: () => isDatabaseReachable(ownServices.orm),
+      database: () => database.isReachable(),
       redis: async () => isReady(redis) && (await redis.ping()) === 'PONG',
     },
-    dashboard: config.dashboard ? { queue, credentials: config.dashboard } : undefined,
     routers: [
+      ...(config.dashboard ? [await dashboardRouter(queue, config.dashboard)] : []),
       clerkWebhookRouter({
         verifier,
         enqueue: (data) => enqueueDelivery(queue, redis, data),
@@ -82,7 +79,7 @@ export async function startReceiver(
       if (metricsServer) await closeServer(metricsServer);
       await queue.close();
       redis.disconnect();
-      if (!services) await ownServices.orm.close();
+      await database.close();
     },
   };
 }

@@ -5,8 +5,17 @@ import type { Logger } from '../logger.ts';
 import { createWorkerMetrics } from '../metrics.ts';
 import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
 import { createWorkerConnection, isReady } from '../redis.ts';
+import { TimeoutError, withTimeout } from '../timeout.ts';
 import { createWebhookWorker } from '../workers/webhook-worker.ts';
 import { closeServer, listen, type Stoppable } from './lifecycle.ts';
+
+/**
+ * Jobs take milliseconds, so a worker still closing after this long is waiting on a Redis (or
+ * PostgreSQL) that does not answer: BullMQ's graceful close never returns while Redis is down.
+ * Stopping then goes on without it, well inside Docker's 10 s grace period; a job still in
+ * hand is retaken by another worker once its lock expires.
+ */
+export const WORKER_CLOSE_TIMEOUT_MS = 5_000;
 
 export interface WorkerProcess extends Stoppable {
   /** The status server's port: GET /metrics and GET /api/v1/health. */
@@ -64,7 +73,15 @@ export async function startWorker(
     port,
     server,
     async stop() {
-      await worker.close();
+      try {
+        await withTimeout(worker.close(), WORKER_CLOSE_TIMEOUT_MS, 'closing the worker');
+      } catch (error) {
+        if (!(error instanceof TimeoutError)) throw error;
+        log.warn(
+          { timeoutMs: WORKER_CLOSE_TIMEOUT_MS },
+          'worker did not close in time (Redis or PostgreSQL unreachable?); stopping without it',
+        );
+      }
       await closeServer(server);
       connection.disconnect();
       if (!options.services) await services.orm.close();
