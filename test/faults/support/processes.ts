@@ -22,6 +22,8 @@ export interface Child {
   isRunning(): boolean;
   /** Sends the signal and waits for the exit (SIGKILL after STOP_TIMEOUT_MS). */
   stop(signal?: NodeJS.Signals): Promise<Exit>;
+  /** The exit, or undefined when the process is still running after `ms`. */
+  exitWithin(ms: number): Promise<Exit | undefined>;
 }
 
 const running = new Set<Child>();
@@ -62,6 +64,17 @@ export function spawnChild(
     output,
     exited,
     isRunning: () => child.exitCode === null && child.signalCode === null,
+    async exitWithin(ms) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      });
+      try {
+        return await Promise.race([exited, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     async stop(signal = 'SIGKILL') {
       if (!handle.isRunning()) return exited;
       child.kill(signal);

@@ -12,6 +12,8 @@ export interface TcpProxy {
   readonly accepted: number;
   /** Connections turned away while refusing. */
   readonly refused: number;
+  /** Client connections open through it now. */
+  readonly open: number;
   /** Destroys every open connection, on both sides. */
   cutAll(): void;
   /** New connections are reset at once (the client sees ECONNRESET). */
@@ -23,6 +25,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<Socket>();
+  const clients = new Set<Socket>();
   let refusing = false;
   let accepted = 0;
   let refused = 0;
@@ -35,6 +38,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return;
     }
     accepted++;
+    clients.add(client);
+    client.on('close', () => clients.delete(client));
     const upstream = createConnection(target);
     for (const socket of [client, upstream]) {
       open.add(socket);
@@ -58,6 +63,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     get refused() {
       return refused;
+    },
+    get open() {
+      return clients.size;
     },
     cutAll() {
       for (const socket of open) socket.destroy();

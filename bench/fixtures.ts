@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { createLogger } from '../src/logger.ts';
+import { initORM, migrateUp, type Services } from '../src/orm.ts';
+import { createQueue, type WebhookJobData } from '../src/queue.ts';
+import { dropDatabase, SERVER_URL } from '../test/support/database.ts';
+import { REDIS_URL } from '../test/support/queue.ts';
+import { TEST_SECRET } from '../test/support/svix.ts';
+import { freePort, type Service, startService } from './children.ts';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+export const SECRET = TEST_SECRET;
+const QUEUE_PREFIX = 'bull';
+
+/**
+ * Everything one part of the benchmark set up (children, databases, queues), undone in reverse
+ * order when that part ends, fails or is interrupted.
+ */
+export class Scope {
+  static readonly #open = new Set<Scope>();
+  #undo: (() => Promise<unknown>)[] = [];
+
+  static async run<T>(body: (scope: Scope) => Promise<T>): Promise<T> {
+    const scope = new Scope();
+    Scope.#open.add(scope);
+    try {
+      return await body(scope);
+    } finally {
+      await scope.close();
+      Scope.#open.delete(scope);
+    }
+  }
+
+  /** Undoes every open scope, newest first: the harness is being interrupted. */
+  static async closeAll(): Promise<void> {
+    for (const scope of [...Scope.#open].reverse()) await scope.close();
+  }
+
+  defer(undo: () => Promise<unknown>): void {
+    this.#undo.push(undo);
+  }
+
+  async close(): Promise<void> {
+    for (let undo = this.#undo.pop(); undo; undo = this.#undo.pop()) {
+      await undo().catch((error) => console.warn(`cleanup: ${error}`));
+    }
+  }
+}
+
+export interface BenchDatabase extends Services {
+  name: string;
+  url: string;
+}
+
+/**
+ * A new, migrated database of its own, dropped with the scope. Named clerk_sync_bench_…, so a
+ * leftover (the harness killed outright) is told apart from the test suites' databases.
+ */
+export async function freshDatabase(scope: Scope): Promise<BenchDatabase> {
+  const name = `clerk_sync_bench_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  const url = `${SERVER_URL}/${name}`;
+  let services: Services | undefined;
+  // Registered first: an interruption while it is being created still drops it.
+  scope.defer(async () => {
+    await services?.orm.close();
+    await dropDatabase(name);
+  });
+  services = await initORM(url, createLogger({ level: 'silent' }));
+  await migrateUp(services.orm);
+  return { ...services, name, url };
+}
+
+let redis: Redis | undefined;
+
+/** The harness's one Redis connection, for filling and watching queues. */
+export function harnessRedis(): Redis {
+  redis ??= new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  return redis;
+}
+
+export function closeHarnessRedis(): void {
+  redis?.disconnect();
+  redis = undefined;
+}
+
+/** A queue of a unique name, with the service's own job options; obliterated with the scope. */
+export function freshQueue(scope: Scope): Queue<WebhookJobData> {
+  const queue = createQueue(
+    `bench-${randomUUID()}`,
+    QUEUE_PREFIX,
+    harnessRedis(),
+    createLogger({ level: 'silent' }),
+  );
+  scope.defer(async () => {
+    await queue.obliterate({ force: true });
+    await queue.close();
+  });
+  return queue;
+}
+
+function serviceEnv(database: BenchDatabase | undefined, queue: Queue | undefined) {
+  return {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    CLERK_WEBHOOK_SIGNING_SECRET: SECRET,
+    REDIS_URL,
+    QUEUE_PREFIX,
+    ...(database ? { DATABASE_URL: database.url } : {}),
+    ...(queue ? { QUEUE_NAME: queue.name } : {}),
+  };
+}
+
+async function start(
+  scope: Scope,
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  options: { portVariable: string; nodeArgs?: string[] },
+): Promise<Service> {
+  const port = await freePort();
+  const service = await startService(name, `${ROOT}${script}`, {
+    port,
+    cwd: ROOT,
+    env: { ...env, [options.portVariable]: String(port) },
+    nodeArgs: options.nodeArgs,
+  });
+  // Stopped explicitly, for its peak RSS, unless the run failed or was interrupted first.
+  scope.defer(() => service.stop().catch(() => undefined));
+  return service;
+}
+
+export function startReceiver(
+  scope: Scope,
+  database: BenchDatabase,
+  queue: Queue,
+): Promise<Service> {
+  return start(scope, 'receiver', 'src/bin/receiver.ts', serviceEnv(database, queue), {
+    portVariable: 'PORT',
+  });
+}
+
+export function startWorker(
+  scope: Scope,
+  database: BenchDatabase,
+  queue: Queue,
+  options: { name?: string; env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<Service> {
+  return start(
+    scope,
+    options.name ?? 'worker',
+    'src/bin/worker.ts',
+    { ...serviceEnv(database, queue), ...options.env },
+    { portVariable: 'WORKER_METRICS_PORT', nodeArgs: options.nodeArgs },
+  );
+}
+
+export function startBaseline(
+  scope: Scope,
+  baseline: 'verify-only' | 'inline-upsert',
+  database?: BenchDatabase,
+): Promise<Service> {
+  return start(scope, baseline, `bench/baselines/${baseline}.ts`, serviceEnv(database, undefined), {
+    portVariable: 'PORT',
+  });
+}
+
+export function baseUrl(service: Service): string {
+  return `http://127.0.0.1:${service.port}`;
+}

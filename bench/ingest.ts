@@ -1,0 +1,127 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Service } from './children.ts';
+import {
+  baseUrl,
+  freshDatabase,
+  freshQueue,
+  Scope,
+  SECRET,
+  startBaseline,
+  startReceiver,
+} from './fixtures.ts';
+import { type LoadResult, saturate } from './load.ts';
+import { median } from './stats.ts';
+
+export const INGEST_TARGETS = ['verify-only', 'receiver', 'inline-upsert'] as const;
+export type IngestTarget = (typeof INGEST_TARGETS)[number];
+
+const PAUSE_BETWEEN_RUNS_MS = 1_000;
+
+export interface IngestOptions {
+  connections: number;
+  rounds: number;
+  roundSeconds: number;
+  warmupSeconds: number;
+  progress: (message: string) => void;
+}
+
+export interface IngestSummary {
+  deliveriesPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface IngestResult {
+  /** Per target, the median of its rounds. */
+  median: Record<IngestTarget, IngestSummary>;
+  rounds: { round: number; target: IngestTarget; result: LoadResult }[];
+  receiverPeakRssMiB: number;
+  /**
+   * The deliveries the receiver was seen to accept (warm-up included) and the jobs in its queue:
+   * equal but for up to `connections` requests per run still in flight when the load stopped.
+   */
+  receiverAccepted: number;
+  receiverJobsQueued: number;
+  receiverRuns: number;
+}
+
+/**
+ * The receiver and both baselines, each its own child with its own database (and the receiver
+ * its own queue), all started up front and then loaded one at a time: a warm-up each, then
+ * rounds in which the order rotates, so no target always runs after the same neighbour.
+ */
+export function measureIngest(options: IngestOptions): Promise<IngestResult> {
+  return Scope.run(async (scope) => {
+    const [receiverDatabase, inlineDatabase] = await Promise.all([
+      freshDatabase(scope),
+      freshDatabase(scope),
+    ]);
+    const queue = freshQueue(scope);
+    const services: Record<IngestTarget, Service> = {
+      'verify-only': await startBaseline(scope, 'verify-only'),
+      receiver: await startReceiver(scope, receiverDatabase, queue),
+      'inline-upsert': await startBaseline(scope, 'inline-upsert', inlineDatabase),
+    };
+    let receiverAccepted = 0;
+    let receiverRuns = 0;
+    const load = async (target: IngestTarget, seconds: number) => {
+      const result = await saturate(baseUrl(services[target]), SECRET, {
+        connections: options.connections,
+        seconds,
+      });
+      if (target === 'receiver') {
+        receiverAccepted += result.accepted;
+        receiverRuns++;
+      }
+      return result;
+    };
+
+    for (const target of INGEST_TARGETS) await load(target, options.warmupSeconds);
+    options.progress(`ingest: warmed up (${options.warmupSeconds} s each)`);
+
+    const rounds: IngestResult['rounds'] = [];
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const target of rotate(INGEST_TARGETS, round - 1)) {
+        await sleep(PAUSE_BETWEEN_RUNS_MS);
+        const result = await load(target, options.roundSeconds);
+        rounds.push({ round, target, result });
+        options.progress(
+          `ingest round ${round}/${options.rounds}: ${target.padEnd(13)} ` +
+            `${Math.round(result.deliveriesPerSecond)} deliveries/s, ` +
+            `p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms` +
+            (result.rejected + result.errors > 0
+              ? ` (${result.rejected} non-2xx, ${result.errors} errors)`
+              : ''),
+        );
+      }
+    }
+
+    const { peakRssMiB } = await services.receiver.stop();
+    const { waiting: receiverJobsQueued = 0 } = await queue.getJobCounts('waiting');
+    const summarize = (target: IngestTarget): IngestSummary => {
+      const results = rounds.filter((run) => run.target === target).map((run) => run.result);
+      return {
+        deliveriesPerSecond: median(results.map((result) => result.deliveriesPerSecond)),
+        p50Ms: median(results.map((result) => result.p50Ms)),
+        p99Ms: median(results.map((result) => result.p99Ms)),
+      };
+    };
+    return {
+      median: {
+        'verify-only': summarize('verify-only'),
+        receiver: summarize('receiver'),
+        'inline-upsert': summarize('inline-upsert'),
+      },
+      rounds,
+      receiverPeakRssMiB: peakRssMiB,
+      receiverAccepted,
+      receiverJobsQueued,
+      receiverRuns,
+    };
+  });
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const shift = by % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}

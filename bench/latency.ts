@@ -1,0 +1,101 @@
+import { countRows } from '../test/support/database.ts';
+import { waitUntilDrained } from './drain.ts';
+import {
+  baseUrl,
+  freshDatabase,
+  freshQueue,
+  Scope,
+  SECRET,
+  startReceiver,
+  startWorker,
+} from './fixtures.ts';
+import { type SteadyResult, sendSteadily } from './load.ts';
+import { percentile } from './stats.ts';
+
+export const RECEIPT_TO_ROW =
+  "from the receiver's receivedAt (signature verified, before the Redis add) to the job's " +
+  'finishedOn (set by the worker after the transaction that wrote the user committed)';
+
+export interface LatencyOptions {
+  ratePerSecond: number;
+  seconds: number;
+  warmupSeconds: number;
+}
+
+export interface LatencyResult {
+  sender: SteadyResult;
+  /** Deliveries of the measured period whose job completed, and their receipt-to-row times. */
+  measured: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** The two parts of receipt-to-row: waiting (receivedAt to processedOn), then processing. */
+  queuedP50Ms: number;
+  queuedP99Ms: number;
+  processingP50Ms: number;
+  processingP99Ms: number;
+  failed: number;
+  /** Users written, warm-up included: equal to the deliveries accepted. */
+  rows: number;
+  acceptedInAll: number;
+  receiverPeakRssMiB: number;
+  workerPeakRssMiB: number;
+}
+
+/**
+ * A receiver and one worker (default batching) on their own database and queue; a warm-up,
+ * then a steady rate of deliveries. Receipt-to-row is measured on every job of the measured
+ * period, from timestamps the two processes recorded themselves.
+ */
+export function measureLatency(options: LatencyOptions): Promise<LatencyResult> {
+  return Scope.run(async (scope) => {
+    const database = await freshDatabase(scope);
+    const queue = freshQueue(scope);
+    const receiver = await startReceiver(scope, database, queue);
+    const worker = await startWorker(scope, database, queue);
+    const url = baseUrl(receiver);
+
+    const warmup = await sendSteadily(url, SECRET, {
+      ratePerSecond: options.ratePerSecond,
+      seconds: options.warmupSeconds,
+    });
+    await waitUntilDrained(queue, [receiver, worker]);
+    const measuredSince = Date.now();
+    const sender = await sendSteadily(url, SECRET, {
+      ratePerSecond: options.ratePerSecond,
+      seconds: options.seconds,
+    });
+    await waitUntilDrained(queue, [receiver, worker]);
+
+    // Completed jobs carry both processedOn (taken by the worker) and finishedOn.
+    const timings = (await queue.getJobs(['completed'], 0, -1))
+      .filter((job) => job.data.receivedAt >= measuredSince)
+      .map((job) => ({
+        receivedAt: job.data.receivedAt,
+        processedOn: job.processedOn as number,
+        finishedOn: job.finishedOn as number,
+      }));
+    const receiptToRow = timings.map((job) => job.finishedOn - job.receivedAt);
+    const queued = timings.map((job) => job.processedOn - job.receivedAt);
+    const processing = timings.map((job) => job.finishedOn - job.processedOn);
+    const { failed = 0 } = await queue.getJobCounts('failed');
+    const rows = await countRows(database, 'users');
+    const [receiverStop, workerStop] = [await receiver.stop(), await worker.stop()];
+    return {
+      sender,
+      measured: receiptToRow.length,
+      p50Ms: percentile(receiptToRow, 50),
+      p99Ms: percentile(receiptToRow, 99),
+      maxMs: receiptToRow.length > 0 ? Math.max(...receiptToRow) : Number.NaN,
+      queuedP50Ms: percentile(queued, 50),
+      queuedP99Ms: percentile(queued, 99),
+      processingP50Ms: percentile(processing, 50),
+      processingP99Ms: percentile(processing, 99),
+      failed,
+      rows,
+      acceptedInAll: warmup.accepted + sender.accepted,
+      receiverPeakRssMiB: receiverStop.peakRssMiB,
+      workerPeakRssMiB: workerStop.peakRssMiB,
+    };
+  });
+}

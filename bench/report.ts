@@ -1,0 +1,237 @@
+import type { DrainResult } from './drain.ts';
+import type { IngestResult, IngestSummary } from './ingest.ts';
+import type { LatencyResult } from './latency.ts';
+import { PGBENCH_CLIENTS, type PgbenchResult } from './postgres-baseline.ts';
+
+/** The issue's targets. */
+export const TARGETS = {
+  ingestVsVerifyOnly: 0.9,
+  /** "Well above the inline pattern", read as at least twice its rate. */
+  ingestVsInline: 2,
+  drainVsPgbench: 1,
+  receiptToRowP99Ms: 25,
+  receiverPeakRssMiB: 150,
+  workerPeakRssMiB: 200,
+  wallSeconds: 300,
+};
+
+export interface Measurements {
+  connections: number;
+  latencyRatePerSecond: number;
+  ingest: IngestResult;
+  pgbench: PgbenchResult;
+  drain: { oneWorker: DrainResult; twoWorkers: DrainResult; oneWorkerUnbatched: DrainResult };
+  latency: LatencyResult;
+  wallSeconds: number;
+}
+
+export interface Row {
+  metric: string;
+  value: string;
+  baseline: string;
+  ratio: string;
+  target: string;
+  /** Empty for a figure shown for context, without a target. */
+  result: 'pass' | 'FAIL' | '';
+}
+
+export interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** Peak RSS of each process under test: the receiver, and the worker with default settings. */
+export function peakRss(m: Measurements): { receiverMiB: number; workerMiB: number } {
+  return {
+    receiverMiB: Math.max(m.ingest.receiverPeakRssMiB, m.latency.receiverPeakRssMiB),
+    workerMiB: Math.max(
+      ...m.drain.oneWorker.peakRssMiB,
+      ...m.drain.twoWorkers.peakRssMiB,
+      m.latency.workerPeakRssMiB,
+    ),
+  };
+}
+
+export function tableRows(m: Measurements): Row[] {
+  const { receiver, 'verify-only': verifyOnly, 'inline-upsert': inline } = m.ingest.median;
+  const { oneWorker, twoWorkers, oneWorkerUnbatched } = m.drain;
+  const ingestFigure = (summary: IngestSummary) =>
+    `${perSecond(summary.deliveriesPerSecond)}, p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)}`;
+  const pgbench = `pgbench 1 tx/event, ${PGBENCH_CLIENTS} clients: ${perSecond(m.pgbench.tps)}`;
+  const rss = peakRss(m);
+  return [
+    ratioRow(
+      'ingest: receiver vs verify-only',
+      ingestFigure(receiver),
+      `verify-only ${ingestFigure(verifyOnly)}`,
+      receiver.deliveriesPerSecond / verifyOnly.deliveriesPerSecond,
+      TARGETS.ingestVsVerifyOnly,
+    ),
+    ratioRow(
+      'ingest: receiver vs inline upsert',
+      ingestFigure(receiver),
+      `inline ${ingestFigure(inline)}`,
+      receiver.deliveriesPerSecond / inline.deliveriesPerSecond,
+      TARGETS.ingestVsInline,
+    ),
+    ratioRow(
+      `drain: 1 worker, ${oneWorker.jobs} jobs`,
+      perSecond(oneWorker.eventsPerSecond),
+      pgbench,
+      oneWorker.eventsPerSecond / m.pgbench.tps,
+      TARGETS.drainVsPgbench,
+    ),
+    ratioRow(
+      `drain: 2 workers, ${twoWorkers.jobs} jobs`,
+      perSecond(twoWorkers.eventsPerSecond),
+      `1 worker: ${perSecond(oneWorker.eventsPerSecond)}`,
+      twoWorkers.eventsPerSecond / oneWorker.eventsPerSecond,
+    ),
+    ratioRow(
+      `drain: unbatched, ${oneWorkerUnbatched.jobs} jobs`,
+      perSecond(oneWorkerUnbatched.eventsPerSecond),
+      pgbench,
+      oneWorkerUnbatched.eventsPerSecond / m.pgbench.tps,
+    ),
+    limitRow(
+      `receipt-to-row p99 at ${m.latencyRatePerSecond}/s`,
+      m.latency.p99Ms,
+      `${ms(m.latency.p99Ms)} (p50 ${ms(m.latency.p50Ms)}, max ${ms(m.latency.maxMs)})`,
+      TARGETS.receiptToRowP99Ms,
+      'ms',
+    ),
+    limitRow(
+      'peak RSS: receiver',
+      rss.receiverMiB,
+      `${Math.round(rss.receiverMiB)} MiB`,
+      TARGETS.receiverPeakRssMiB,
+      'MiB',
+    ),
+    limitRow(
+      'peak RSS: worker',
+      rss.workerMiB,
+      `${Math.round(rss.workerMiB)} MiB`,
+      TARGETS.workerPeakRssMiB,
+      'MiB',
+    ),
+    limitRow(
+      'wall time (harness)',
+      m.wallSeconds,
+      `${Math.round(m.wallSeconds)} s`,
+      TARGETS.wallSeconds,
+      's',
+    ),
+  ];
+}
+
+/** That every figure counts what it claims to: nothing lost, nothing refused, nothing extra. */
+export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = []): Check[] {
+  const { ingest, pgbench, latency } = m;
+  const { sender } = latency;
+  const strayJobs = ingest.receiverJobsQueued - ingest.receiverAccepted;
+  return [
+    {
+      check: 'every delivery the receiver accepted is a job in its queue',
+      ok: strayJobs >= 0 && strayJobs <= m.connections * ingest.receiverRuns,
+      detail:
+        `${ingest.receiverAccepted} answered 2xx, ${ingest.receiverJobsQueued} jobs; the difference ` +
+        `is requests in flight when a load run stopped, at most ${m.connections} a run`,
+    },
+    {
+      check: 'no ingest request failed or was refused',
+      ok: ingest.rounds.every((run) => run.result.rejected + run.result.errors === 0),
+      detail: ingest.rounds
+        .map((run) => `${run.target}: ${run.result.rejected} non-2xx, ${run.result.errors} errors`)
+        .join('; '),
+    },
+    ...[...Object.values(m.drain), ...extraDrains].map((drain) => ({
+      check: `drain with ${drain.workers} worker(s): one user per job, no job failed`,
+      ok: drain.rows === drain.jobs && drain.failed === 0,
+      detail: `${drain.jobs} jobs, ${drain.rows} users, ${drain.failed} failed`,
+    })),
+    {
+      check: 'pgbench wrote one user per transaction',
+      ok: pgbench.rows === pgbench.transactions,
+      detail: `${pgbench.transactions} transactions, ${pgbench.rows} users`,
+    },
+    {
+      check: `latency: sent at ${m.latencyRatePerSecond}/s, all accepted, measured and written`,
+      ok:
+        Math.abs(sender.ratePerSecond / m.latencyRatePerSecond - 1) < 0.05 &&
+        sender.accepted === sender.sent &&
+        latency.measured === sender.accepted &&
+        latency.rows === latency.acceptedInAll &&
+        latency.failed === 0,
+      detail:
+        `${sender.sent} sent at ${sender.ratePerSecond.toFixed(1)}/s, ${sender.accepted} accepted, ` +
+        `${latency.measured} measured; ${latency.rows} users for ${latency.acceptedInAll} ` +
+        `accepted with the warm-up; ${latency.failed} failed`,
+    },
+  ];
+}
+
+const COLUMNS = ['metric', 'value', 'baseline', 'ratio', 'target', 'result'] as const;
+type Cells = Record<(typeof COLUMNS)[number], string>;
+
+export function formatTable(rows: readonly Row[]): string {
+  const header: Cells = {
+    metric: 'metric',
+    value: 'value',
+    baseline: 'baseline',
+    ratio: 'ratio',
+    target: 'target',
+    result: 'result',
+  };
+  const all: Cells[] = [header, ...rows];
+  const widths = COLUMNS.map((column) => Math.max(...all.map((row) => row[column].length)));
+  const line = (row: Cells) =>
+    COLUMNS.map((column, index) => row[column].padEnd(widths[index] as number))
+      .join('  ')
+      .trimEnd();
+  const rule = widths.map((width) => '-'.repeat(width)).join('  ');
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+function ratioRow(
+  metric: string,
+  value: string,
+  baseline: string,
+  ratio: number,
+  minimum?: number,
+): Row {
+  return {
+    metric,
+    value,
+    baseline,
+    ratio: Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-',
+    target: minimum === undefined ? '' : `≥ ${minimum.toFixed(2)}×`,
+    result: minimum === undefined ? '' : ratio >= minimum ? 'pass' : 'FAIL',
+  };
+}
+
+function limitRow(
+  metric: string,
+  value: number,
+  shown: string,
+  maximum: number,
+  unit: string,
+): Row {
+  return {
+    metric,
+    value: shown,
+    baseline: '',
+    ratio: '',
+    target: `≤ ${maximum} ${unit}`,
+    result: value <= maximum ? 'pass' : 'FAIL',
+  };
+}
+
+function perSecond(value: number): string {
+  return Number.isFinite(value) ? `${Math.round(value).toLocaleString('en-US')}/s` : '-';
+}
+
+function ms(value: number): string {
+  if (!Number.isFinite(value)) return '-';
+  return `${value >= 100 ? Math.round(value) : Math.round(value * 10) / 10} ms`;
+}

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { clerkId } from '../../src/clerk/sample-events.ts';
+import { JOB_ATTEMPTS } from '../../src/queue.ts';
+import { type Delivery, type Outcome, sendAll, tally, userCreated } from './support/load.ts';
+import { health, metricTotal, type ServiceProcess } from './support/services.ts';
+import {
+  expectExactlyStored,
+  type FaultStack,
+  report,
+  startFaultStack,
+  waitUntilDrained,
+} from './support/stack.ts';
+
+/** The issue asks for an outage of 30 s or more. */
+const OUTAGE_MS = 31_000;
+const DELIVERY_INTERVAL_MS = 500;
+const DELIVERIES_PER_INTERVAL = 20;
+/**
+ * After the outage, a job waits out the backoff it was given last: at most about as long as it
+ * had been failing (the delays double from 1 s), so about OUTAGE_MS; the rest is margin.
+ */
+const RECOVERY_LIMIT_MS = OUTAGE_MS + 30_000;
+
+let stack: FaultStack;
+let receiver: ServiceProcess;
+let worker: ServiceProcess;
+const users = new Set<string>();
+
+beforeAll(async () => {
+  stack = await startFaultStack();
+  [receiver, worker] = await Promise.all([
+    stack.startReceiver(),
+    stack.startWorker({ WORKER_LOCK_DURATION_MS: '2000' }),
+  ]);
+});
+afterAll(() => stack?.stop());
+
+function newUsers(count: number): Delivery[] {
+  return Array.from({ length: count }, () => {
+    const id = clerkId('user');
+    users.add(id);
+    return userCreated(id);
+  });
+}
+
+it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker process survives it', async () => {
+  const startedAt = performance.now();
+  const before = await sendAll(receiver.url, newUsers(300));
+  expect(tally(before)).toEqual({ 202: 300 });
+  await waitUntilDrained(stack, users.size, 30_000);
+
+  // The worker's database goes away: open connections (idle ones in its pool among them) are
+  // cut, new ones are reset.
+  const connectionsCut = stack.proxy.open;
+  stack.proxy.refuse();
+  stack.proxy.cutAll();
+  const outageStartedAt = performance.now();
+  const duringOutage: Outcome[] = [];
+  let workerHealthDuringOutage: Awaited<ReturnType<typeof health>> | undefined;
+  const rounds = Math.ceil(OUTAGE_MS / DELIVERY_INTERVAL_MS);
+  for (let round = 0; round < rounds; round++) {
+    const roundStartedAt = performance.now();
+    duringOutage.push(...(await sendAll(receiver.url, newUsers(DELIVERIES_PER_INTERVAL))));
+    if (round === Math.floor(rounds / 2)) workerHealthDuringOutage = await health(worker);
+    if (performance.now() - outageStartedAt >= OUTAGE_MS) break;
+    const rest = DELIVERY_INTERVAL_MS - (performance.now() - roundStartedAt);
+    if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
+  }
+  const remaining = OUTAGE_MS - (performance.now() - outageStartedAt);
+  if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
+  const countsAtEnd = await stack.jobCounts();
+  const retriedDuringOutage = await metricTotal(worker, 'clerk_sync_jobs_retried_total');
+  stack.proxy.accept();
+  const outageMs = performance.now() - outageStartedAt;
+
+  expect(tally(duringOutage)).toEqual({ 202: duringOutage.length });
+  expect(worker.isRunning()).toBe(true);
+  expect(workerHealthDuringOutage).toMatchObject({
+    status: 503,
+    body: { database: 'disconnected', redis: 'connected' },
+  });
+  expect(connectionsCut).toBeGreaterThan(0);
+  expect(retriedDuringOutage).toBeGreaterThan(0);
+  expect(countsAtEnd.failed).toBe(0);
+  expect(countsAtEnd.delayed + countsAtEnd.waiting + countsAtEnd.active).toBeGreaterThan(0);
+
+  const after = await sendAll(receiver.url, newUsers(100));
+  expect(tally(after)).toEqual({ 202: 100 });
+  const recoveryMs = await waitUntilDrained(stack, users.size, RECOVERY_LIMIT_MS);
+
+  const counts = await stack.jobCounts();
+  expect(counts).toMatchObject({ failed: 0, delayed: 0, waiting: 0, active: 0 });
+  expect(counts.completed).toBe(users.size);
+  await expectExactlyStored(stack.db, users);
+  expect(worker.isRunning()).toBe(true);
+  expect((await health(worker)).status).toBe(200);
+  expect(await metricTotal(worker, 'clerk_sync_jobs_failed_total')).toBe(0);
+  const maxAttempts = await stack.maxAttemptsMade();
+  expect(maxAttempts).toBeLessThan(JOB_ATTEMPTS);
+  expect(worker.output.join('\n')).not.toMatch(/uncaught|unhandled|"level":60/i);
+
+  report('4 postgres outage', {
+    outageMs: Math.round(outageMs),
+    acknowledgedDuringOutage: duringOutage.length,
+    jobsAtEndOfOutage: countsAtEnd,
+    retriedAttemptsDuringOutage: retriedDuringOutage,
+    mostAttemptsByOneJob: maxAttempts,
+    maxAttemptsAllowed: JOB_ATTEMPTS,
+    connectionsCut,
+    connectionsRefused: stack.proxy.refused,
+    restoreToDrainedMs: Math.round(recoveryMs),
+    failed: counts.failed,
+    stored: users.size,
+    workerPid: worker.pid,
+    workerSurvived: worker.isRunning(),
+    scenarioMs: Math.round(performance.now() - startedAt),
+  });
+});

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { clerkId } from '../../src/clerk/sample-events.ts';
+import { sql } from '../support/database.ts';
+import {
+  asNewMessage,
+  type Delivery,
+  redelivery,
+  sendAll,
+  shuffle,
+  tally,
+  userCreated,
+  userUpdated,
+} from './support/load.ts';
+import {
+  expectExactlyStored,
+  type FaultStack,
+  report,
+  startFaultStack,
+  waitUntilDrained,
+} from './support/stack.ts';
+
+const USERS = 400;
+const CONCURRENCY = 64;
+
+let stack: FaultStack;
+beforeAll(async () => {
+  stack = await startFaultStack();
+});
+afterAll(() => stack?.stop());
+
+it('stores one user and one preferences row per user from a shuffled, concurrent storm of duplicates', async () => {
+  const startedAt = performance.now();
+  const receiver = await stack.startReceiver();
+  const worker = await stack.startWorker();
+
+  const users = Array.from({ length: USERS }, () => clerkId('user'));
+  const createdAt = Date.now() - 60_000;
+  const finalEmail = new Map<string, string>();
+  const deliveries: Delivery[] = [];
+  for (const id of users) {
+    const created = userCreated(id, { updatedAt: createdAt });
+    const email = `${id.toLowerCase()}.new@example.com`;
+    finalEmail.set(id, email);
+    const updated = userUpdated(id, { updatedAt: createdAt + 1_000, email });
+    deliveries.push(
+      // Svix retries of one message: the same svix-id three times...
+      created,
+      redelivery(created),
+      redelivery(created),
+      // ...and Clerk's duplicates of one event: new svix-ids, same payload.
+      asNewMessage(created),
+      asNewMessage(created),
+      updated,
+      redelivery(updated),
+      asNewMessage(updated),
+    );
+  }
+  const messages = new Set(deliveries.map((delivery) => delivery.svixId)).size;
+  shuffle(deliveries);
+
+  const outcomes = await sendAll(receiver.url, deliveries, CONCURRENCY);
+  expect(tally(outcomes)).toEqual({ 202: deliveries.length });
+  const drainMs = await waitUntilDrained(stack, USERS, 60_000);
+
+  expect(await stack.jobCounts()).toMatchObject({ completed: messages, failed: 0 });
+  await expectExactlyStored(stack.db, users);
+  const rows = await sql<{ clerk_user_id: string; email: string }>(
+    stack.db,
+    'select clerk_user_id, email from users',
+  );
+  const stale = rows.filter((row) => row.email !== finalEmail.get(row.clerk_user_id));
+  expect(stale.length, 'users left with an older email than their newest event').toBe(0);
+  expect(worker.isRunning()).toBe(true);
+
+  report('6 duplicate storm', {
+    users: USERS,
+    deliveries: deliveries.length,
+    distinctMessages: messages,
+    acknowledged: outcomes.length,
+    jobsCompleted: messages,
+    storedUsers: USERS,
+    storedPreferences: USERS,
+    drainAfterLastAckMs: Math.round(drainMs),
+    scenarioMs: Math.round(performance.now() - startedAt),
+  });
+});

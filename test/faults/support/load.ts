@@ -1,0 +1,131 @@
+import { sampleDeletedEvent, sampleUserEvent } from '../../../src/clerk/sample-events.ts';
+import { newSvixId, signedHeaders } from '../../support/svix.ts';
+
+const REQUEST_TIMEOUT_MS = 15_000;
+
+/** One Svix delivery: a message id and the exact bytes to sign and post. */
+export interface Delivery {
+  svixId: string;
+  clerkUserId: string;
+  body: string;
+}
+
+export interface Outcome {
+  delivery: Delivery;
+  /** HTTP status, undefined when no response came (a reset, a timeout). */
+  status: number | undefined;
+  error: string | undefined;
+  ms: number;
+}
+
+export function userCreated(
+  clerkUserId: string,
+  options: { updatedAt?: number; svixId?: string; email?: string } = {},
+): Delivery {
+  const event = sampleUserEvent('user.created', {
+    id: clerkUserId,
+    updatedAt: options.updatedAt,
+    email: options.email,
+  });
+  return { svixId: options.svixId ?? newSvixId(), clerkUserId, body: JSON.stringify(event) };
+}
+
+export function userUpdated(
+  clerkUserId: string,
+  options: { updatedAt: number; email: string; timezone?: string; svixId?: string },
+): Delivery {
+  const event = sampleUserEvent('user.updated', { id: clerkUserId, ...options });
+  return { svixId: options.svixId ?? newSvixId(), clerkUserId, body: JSON.stringify(event) };
+}
+
+export function userDeleted(clerkUserId: string, svixId = newSvixId()): Delivery {
+  return { svixId, clerkUserId, body: JSON.stringify(sampleDeletedEvent(clerkUserId)) };
+}
+
+/** The same bytes again: Svix's retry of one message keeps its svix-id. */
+export function redelivery(delivery: Delivery): Delivery {
+  return { ...delivery };
+}
+
+/** The same event as a new message, as Clerk sends when it emits an event twice. */
+export function asNewMessage(delivery: Delivery): Delivery {
+  return { ...delivery, svixId: newSvixId() };
+}
+
+/** Signs (at send time, as Svix does) and posts one delivery; never throws. */
+export async function send(baseUrl: string, delivery: Delivery): Promise<Outcome> {
+  const startedAt = performance.now();
+  try {
+    const response = await fetch(`${baseUrl}/webhooks/clerk`, {
+      method: 'POST',
+      headers: signedHeaders(delivery.body, { svixId: delivery.svixId }),
+      body: delivery.body,
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    await response.arrayBuffer();
+    return {
+      delivery,
+      status: response.status,
+      error: undefined,
+      ms: performance.now() - startedAt,
+    };
+  } catch (error) {
+    return {
+      delivery,
+      status: undefined,
+      error: describeError(error),
+      ms: performance.now() - startedAt,
+    };
+  }
+}
+
+/** Sends every delivery, `concurrency` at a time, in the order given. */
+export async function sendAll(
+  baseUrl: string,
+  deliveries: readonly Delivery[],
+  concurrency = 32,
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = new Array(deliveries.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < deliveries.length) {
+      const index = next++;
+      outcomes[index] = await send(baseUrl, deliveries[index] as Delivery);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, deliveries.length) }, lane));
+  return outcomes;
+}
+
+export function isAcknowledged(outcome: Outcome): boolean {
+  return outcome.status !== undefined && outcome.status >= 200 && outcome.status < 300;
+}
+
+/** Counts by status (or error), for reports and assertion messages. */
+export function tally(outcomes: readonly Outcome[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const outcome of outcomes) {
+    const key = outcome.status === undefined ? `error: ${outcome.error}` : String(outcome.status);
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
+}
+
+export function maxMs(outcomes: readonly Outcome[]): number {
+  return Math.round(Math.max(0, ...outcomes.map((outcome) => outcome.ms)));
+}
+
+/** Fisher-Yates, in place. */
+export function shuffle<T>(items: T[]): T[] {
+  for (let index = items.length - 1; index > 0; index--) {
+    const other = Math.floor(Math.random() * (index + 1));
+    [items[index], items[other]] = [items[other] as T, items[index] as T];
+  }
+  return items;
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+  return `${error.name}: ${error.message}${cause}`;
+}

@@ -1,0 +1,99 @@
+import { fileURLToPath } from 'node:url';
+import { TEST_SECRET } from '../../support/svix.ts';
+import { type Child, freePort, spawnChild, tail } from './processes.ts';
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
+const HEALTHY_WITHIN_MS = 20_000;
+const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
+
+/** A receiver or worker process, and the base URL of its HTTP port (webhooks, or status). */
+export interface ServiceProcess extends Child {
+  url: string;
+}
+
+export interface ServiceEnvironment {
+  DATABASE_URL: string;
+  REDIS_URL: string;
+  QUEUE_NAME: string;
+  [name: string]: string;
+}
+
+/**
+ * `npm run start:receiver` / `start:worker` as real processes, minus npm so that signals reach
+ * them directly: this Node (24, the project's pinned one, which runs the TypeScript sources
+ * as they are) on src/bin/<kind>.ts. Resolves once its health check answers 200.
+ */
+export async function spawnService(
+  kind: 'receiver' | 'worker',
+  environment: ServiceEnvironment,
+): Promise<ServiceProcess> {
+  if (NODE_MAJOR < 24) {
+    throw new Error(
+      `the fault suite needs Node 24 (npx vitest runs the pinned one); this is ${process.version}`,
+    );
+  }
+  const port = await freePort();
+  const child = spawnChild(kind, process.execPath, [`src/bin/${kind}.ts`], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'warn',
+      CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
+      [kind === 'receiver' ? 'PORT' : 'WORKER_METRICS_PORT']: String(port),
+      ...environment,
+    },
+  });
+  const service: ServiceProcess = Object.assign(child, { url: `http://127.0.0.1:${port}` });
+  await waitUntilHealthy(service);
+  return service;
+}
+
+export interface Health {
+  status: number;
+  body: { status?: string; database?: string; redis?: string };
+  ms: number;
+}
+
+export async function health(service: ServiceProcess): Promise<Health> {
+  const startedAt = performance.now();
+  const response = await fetch(`${service.url}/api/v1/health`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  const body = (await response.json()) as Health['body'];
+  return { status: response.status, body, ms: performance.now() - startedAt };
+}
+
+export async function waitUntilHealthy(
+  service: ServiceProcess,
+  timeoutMs = HEALTHY_WITHIN_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    if (!service.isRunning()) throw new Error(`${service.name} exited\n${tail(service)}`);
+    try {
+      const answer = await health(service);
+      if (answer.status === 200) return;
+      last = JSON.stringify(answer.body);
+    } catch (error) {
+      last = String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${service.name} not healthy within ${timeoutMs} ms (${last})\n${tail(service)}`);
+}
+
+/** The sum of a Prometheus counter over all its label sets, from a service's /metrics. */
+export async function metricTotal(service: ServiceProcess, name: string): Promise<number> {
+  const text = await (
+    await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5_000) })
+  ).text();
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const match = line.match(/^(\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$/);
+    if (match?.[1] === name) total += Number(match[2]);
+  }
+  return total;
+}

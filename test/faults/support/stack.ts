@@ -1,0 +1,229 @@
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { expect } from 'vitest';
+import { withTimeout } from '../../../src/timeout.ts';
+import {
+  countRows,
+  createTestDatabase,
+  SERVER_URL,
+  sql,
+  type TestDatabase,
+} from '../../support/database.ts';
+import { uniqueQueueName } from '../../support/queue.ts';
+import { killAllChildren } from './processes.ts';
+import { type PrivateRedis, startPrivateRedis } from './redis-server.ts';
+import { type ServiceProcess, spawnService } from './services.ts';
+import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+
+const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export type JobCounts = Record<JobState, number>;
+
+/**
+ * Everything one fault scenario runs against, all its own: a migrated database, a redis-server,
+ * a TCP proxy that the worker reaches PostgreSQL through, and a queue name. Receivers and
+ * workers are started as child processes on demand; stop() kills and removes all of it.
+ */
+export interface FaultStack {
+  db: TestDatabase;
+  redis: PrivateRedis;
+  /** Between the workers and PostgreSQL; the receivers connect directly. */
+  proxy: TcpProxy;
+  queueName: string;
+  startReceiver(env?: Record<string, string>): Promise<ServiceProcess>;
+  startWorker(env?: Record<string, string>): Promise<ServiceProcess>;
+  jobCounts(): Promise<JobCounts>;
+  /** The ids of the jobs in Redis in these states (all of them by default). */
+  jobIds(states?: readonly JobState[]): Promise<Set<string>>;
+  /** The most attempts any finished job took (1 = first time). */
+  maxAttemptsMade(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startFaultStack(): Promise<FaultStack> {
+  const db = await createTestDatabase();
+  const cleanups: (() => Promise<unknown>)[] = [() => db.drop()];
+  const stack = async () => {
+    const redis = await startPrivateRedis();
+    cleanups.push(() => redis.destroy());
+    const server = new URL(SERVER_URL);
+    const proxy = await startTcpProxy({
+      host: server.hostname,
+      port: Number(server.port || 5432),
+    });
+    cleanups.push(() => proxy.close());
+    const queueName = uniqueQueueName();
+    // The test's own view of the queue reconnects every 200 ms after a Redis restart (BullMQ's
+    // default backs off to 20 s), so that it does not add to the recovery times measured.
+    const reconnect = { maxRetriesPerRequest: null, retryStrategy: () => 200 };
+    const queue = new Queue(queueName, {
+      connection: { host: '127.0.0.1', port: redis.port, ...reconnect },
+    });
+    queue.on('error', () => undefined);
+    cleanups.push(() => queue.close());
+    const raw = new Redis(redis.url, { ...reconnect, lazyConnect: true });
+    raw.on('error', () => undefined);
+    cleanups.push(async () => raw.disconnect());
+    cleanups.push(killAllChildren);
+
+    const workerDatabaseUrl = new URL(db.url);
+    workerDatabaseUrl.port = String(proxy.port);
+    const common = { REDIS_URL: redis.url, QUEUE_NAME: queueName };
+
+    const result: FaultStack = {
+      db,
+      redis,
+      proxy,
+      queueName,
+      startReceiver: (env = {}) =>
+        spawnService('receiver', { ...common, DATABASE_URL: db.url, ...env }),
+      startWorker: (env = {}) =>
+        spawnService('worker', {
+          ...common,
+          DATABASE_URL: workerDatabaseUrl.toString(),
+          ...env,
+        }),
+      async jobCounts() {
+        const counts = await withTimeout(queue.getJobCounts(...JOB_STATES), 5_000, 'job counts');
+        return Object.fromEntries(
+          JOB_STATES.map((state) => [state, counts[state] ?? 0]),
+        ) as JobCounts;
+      },
+      async jobIds(states = JOB_STATES) {
+        const client = raw;
+        const ids = await withTimeout(
+          Promise.all(
+            states.map((state) => {
+              if (state === 'waiting') return client.lrange(queue.toKey('wait'), 0, -1);
+              if (state === 'active') return client.lrange(queue.toKey('active'), 0, -1);
+              return client.zrange(queue.toKey(state), 0, -1);
+            }),
+          ),
+          10_000,
+          'job ids',
+        );
+        return new Set(ids.flat());
+      },
+      async maxAttemptsMade() {
+        const ids = [...(await result.jobIds(['completed', 'failed']))];
+        const pipeline = raw.pipeline();
+        for (const id of ids) pipeline.hget(queue.toKey(id), 'atm');
+        const answers = (await withTimeout(pipeline.exec(), 10_000, 'attempts')) ?? [];
+        return Math.max(0, ...answers.map(([, value]) => Number(value ?? 0)));
+      },
+      async stop() {
+        const errors: unknown[] = [];
+        for (const cleanup of cleanups.splice(0).reverse()) {
+          await cleanup().catch((error: unknown) => errors.push(error));
+        }
+        if (errors.length > 0) throw new AggregateError(errors, 'fault stack cleanup failed');
+      },
+    };
+    return result;
+  };
+  try {
+    return await stack();
+  } catch (error) {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+    throw error;
+  }
+}
+
+export interface StoredCounts {
+  users: number;
+  preferences: number;
+  /** Users with no preferences row; must be 0. */
+  usersWithoutPreferences: number;
+}
+
+export async function storedCounts(db: TestDatabase): Promise<StoredCounts> {
+  const [row] = await sql<{ users: number; preferences: number; orphans: number }>(
+    db,
+    `select (select count(*)::int from users) as users,
+            (select count(*)::int from user_preferences) as preferences,
+            (select count(*)::int from users u
+               where not exists (select 1 from user_preferences p where p.user_id = u.id)) as orphans`,
+  );
+  return {
+    users: row?.users ?? -1,
+    preferences: row?.preferences ?? -1,
+    usersWithoutPreferences: row?.orphans ?? -1,
+  };
+}
+
+/**
+ * Waits until the queue has nothing left to run (no waiting, active, delayed job) and `users`
+ * rows exist, or fails after `timeoutMs`; returns how long it took.
+ */
+export async function waitUntilDrained(
+  stack: FaultStack,
+  expectedUsers: number,
+  timeoutMs: number,
+): Promise<number> {
+  const startedAt = performance.now();
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const [counts, users] = await Promise.all([stack.jobCounts(), countRows(stack.db, 'users')]);
+    last = { ...counts, users };
+    if (counts.waiting + counts.active + counts.delayed + counts.prioritized === 0) {
+      if (users >= expectedUsers) return performance.now() - startedAt;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(
+    `not drained within ${timeoutMs} ms: expected ${expectedUsers} users, last ${JSON.stringify(last)}`,
+  );
+}
+
+/**
+ * The exact-count assertion of every scenario: these Clerk users and no other are stored, each
+ * exactly once, each with exactly one preferences row.
+ */
+export async function expectExactlyStored(
+  db: TestDatabase,
+  clerkUserIds: Iterable<string>,
+): Promise<void> {
+  const expected = new Set(clerkUserIds);
+  const rows = await sql<{ clerk_user_id: string; preferences: number }>(
+    db,
+    `select u.clerk_user_id, count(p.id)::int as preferences
+       from users u left join user_preferences p on p.user_id = u.id
+      group by u.clerk_user_id`,
+  );
+  const stored = new Set(rows.map((row) => row.clerk_user_id));
+  const missing = [...expected].filter((id) => !stored.has(id));
+  const unexpected = [...stored].filter((id) => !expected.has(id));
+  const wrongPreferences = rows.filter((row) => row.preferences !== 1);
+  expect({
+    missing: missing.length,
+    unexpected: unexpected.length,
+    wrongPreferences: wrongPreferences.length,
+    firstMissing: missing.slice(0, 5),
+  }).toEqual({ missing: 0, unexpected: 0, wrongPreferences: 0, firstMissing: [] });
+  expect(await storedCounts(db)).toEqual({
+    users: expected.size,
+    preferences: expected.size,
+    usersWithoutPreferences: 0,
+  });
+}
+
+/** Milliseconds until `condition` holds, polled every 100 ms; fails after `timeoutMs`. */
+export async function timeUntil(
+  condition: () => Promise<boolean>,
+  timeoutMs: number,
+  description = 'condition',
+): Promise<number> {
+  const startedAt = performance.now();
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${description}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return performance.now() - startedAt;
+}
+
+/** One line of figures per scenario, for the suite's output. */
+export function report(scenario: string, figures: Record<string, unknown>): void {
+  process.stdout.write(`[faults] ${scenario} ${JSON.stringify(figures)}\n`);
+}

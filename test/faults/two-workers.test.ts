@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { clerkId } from '../../src/clerk/sample-events.ts';
+import {
+  asNewMessage,
+  type Delivery,
+  redelivery,
+  sendAll,
+  shuffle,
+  tally,
+  userCreated,
+} from './support/load.ts';
+import { metricTotal } from './support/services.ts';
+import {
+  expectExactlyStored,
+  type FaultStack,
+  report,
+  startFaultStack,
+  waitUntilDrained,
+} from './support/stack.ts';
+
+const USERS = 1_200;
+const DUPLICATES_AS_NEW_MESSAGES = 400;
+const REDELIVERIES = 200;
+
+let stack: FaultStack;
+beforeAll(async () => {
+  stack = await startFaultStack();
+});
+afterAll(() => stack?.stop());
+
+it('two workers on one queue process each job once and store each user once', async () => {
+  const startedAt = performance.now();
+  const receiver = await stack.startReceiver();
+  const users = Array.from({ length: USERS }, () => clerkId('user'));
+  const originals = users.map((id) => userCreated(id));
+  const deliveries: Delivery[] = [
+    ...originals,
+    ...originals.slice(0, DUPLICATES_AS_NEW_MESSAGES).map(asNewMessage),
+    ...originals.slice(-REDELIVERIES).map(redelivery),
+  ];
+  shuffle(deliveries);
+  const messages = new Set(deliveries.map((delivery) => delivery.svixId)).size;
+  const sendStartedAt = performance.now();
+  expect(tally(await sendAll(receiver.url, deliveries))).toEqual({ 202: deliveries.length });
+  const sendMs = performance.now() - sendStartedAt;
+  expect((await stack.jobCounts()).waiting).toBe(messages);
+
+  const workers = await Promise.all([stack.startWorker(), stack.startWorker()]);
+  const drainMs = await waitUntilDrained(stack, USERS, 60_000);
+
+  expect(await stack.jobCounts()).toMatchObject({ completed: messages, failed: 0, active: 0 });
+  const perWorker = await Promise.all(
+    workers.map((worker) => metricTotal(worker, 'clerk_sync_jobs_completed_total')),
+  );
+  // Both took part, and between them ran every job exactly once.
+  expect(perWorker.every((count) => count > 0)).toBe(true);
+  expect(perWorker.reduce((sum, count) => sum + count, 0)).toBe(messages);
+  await expectExactlyStored(stack.db, users);
+
+  report('8 two workers', {
+    users: USERS,
+    deliveries: deliveries.length,
+    distinctMessages: messages,
+    completedPerWorker: perWorker,
+    storedUsers: USERS,
+    storedPreferences: USERS,
+    sendMs: Math.round(sendMs),
+    drainMs: Math.round(drainMs),
+    scenarioMs: Math.round(performance.now() - startedAt),
+  });
+});

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { clerkId } from '../../src/clerk/sample-events.ts';
+import { waitFor } from '../support/wait.ts';
+import { sendAll, tally, userCreated } from './support/load.ts';
+import { metricTotal } from './support/services.ts';
+import {
+  expectExactlyStored,
+  type FaultStack,
+  report,
+  startFaultStack,
+  timeUntil,
+  waitUntilDrained,
+} from './support/stack.ts';
+
+const BACKLOG = 1_200;
+const LOCK_DURATION_MS = 2_000;
+
+let stack: FaultStack;
+beforeAll(async () => {
+  stack = await startFaultStack();
+});
+afterAll(() => stack?.stop());
+
+it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, which stores every user once', async () => {
+  const startedAt = performance.now();
+  const receiver = await stack.startReceiver();
+  const users = Array.from({ length: BACKLOG }, () => clerkId('user'));
+  const outcomes = await sendAll(
+    receiver.url,
+    users.map((id) => userCreated(id)),
+  );
+  expect(tally(outcomes)).toEqual({ 202: BACKLOG });
+
+  const env = { WORKER_CONCURRENCY: '16', WORKER_LOCK_DURATION_MS: String(LOCK_DURATION_MS) };
+  const doomed = await stack.startWorker(env);
+  await waitFor(
+    async () => {
+      const counts = await stack.jobCounts();
+      return counts.completed >= 200 && counts.active > 0;
+    },
+    30_000,
+    'the first worker to be busy',
+  );
+  expect((await doomed.stop('SIGKILL')).signal).toBe('SIGKILL');
+  const killedAt = performance.now();
+  const atKill = await stack.jobCounts();
+  const orphans = await stack.jobIds(['active']);
+  expect(orphans.size).toBeGreaterThan(0);
+  expect(atKill.completed).toBeLessThan(BACKLOG);
+
+  const rescuer = await stack.startWorker(env);
+  await timeUntil(
+    async () => {
+      const completed = await stack.jobIds(['completed']);
+      return [...orphans].every((id) => completed.has(id));
+    },
+    30_000,
+    'the orphaned jobs to complete',
+  );
+  const orphansRecoveredMs = performance.now() - killedAt;
+  await waitUntilDrained(stack, BACKLOG, 60_000);
+  const allStoredMs = performance.now() - killedAt;
+
+  expect(await stack.jobCounts()).toMatchObject({
+    waiting: 0,
+    active: 0,
+    delayed: 0,
+    failed: 0,
+    completed: BACKLOG,
+  });
+  expect(await metricTotal(rescuer, 'clerk_sync_jobs_completed_total')).toBe(
+    BACKLOG - atKill.completed,
+  );
+  await expectExactlyStored(stack.db, users);
+  report('1 worker SIGKILL', {
+    acknowledged: BACKLOG,
+    completedBeforeKill: atKill.completed,
+    orphanedActive: orphans.size,
+    completedByRescuer: BACKLOG - atKill.completed,
+    killToOrphansCompletedMs: Math.round(orphansRecoveredMs),
+    killToAllStoredMs: Math.round(allStoredMs),
+    stored: BACKLOG,
+    scenarioMs: Math.round(performance.now() - startedAt),
+  });
+});

@@ -1,0 +1,141 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { clerkId } from '../../src/clerk/sample-events.ts';
+import { waitFor } from '../support/wait.ts';
+import { sendAll, tally, userCreated } from './support/load.ts';
+import { metricTotal, type ServiceProcess } from './support/services.ts';
+import {
+  expectExactlyStored,
+  type FaultStack,
+  report,
+  startFaultStack,
+  waitUntilDrained,
+} from './support/stack.ts';
+
+const BACKLOG = 1_500;
+const BACKLOG_WHEN_REDIS_DIES = 600;
+/**
+ * The shortest grace period a process manager gives between SIGTERM and SIGKILL by default:
+ * Docker's `docker stop` and Compose wait 10 s (Kubernetes 30 s, systemd 90 s).
+ */
+const GRACE_PERIOD_MS = 10_000;
+/**
+ * Every worker of this file, so that the one started after the Redis crash retakes the jobs of
+ * the one that stopped within seconds. (They share BullMQ's stalled-check throttle, which the
+ * last worker to check sets for its own lock duration: one 30 s worker would delay the rest.)
+ */
+const WORKER_ENV = { WORKER_LOCK_DURATION_MS: '2000' };
+
+let stack: FaultStack;
+let receiver: ServiceProcess;
+const stored = new Set<string>();
+beforeAll(async () => {
+  stack = await startFaultStack();
+  receiver = await stack.startReceiver();
+});
+afterAll(() => stack?.stop());
+
+async function busy(atLeastCompleted: number): Promise<void> {
+  await waitFor(
+    async () => {
+      const counts = await stack.jobCounts();
+      return counts.completed >= atLeastCompleted && counts.active > 0;
+    },
+    30_000,
+    'the worker to be busy',
+  );
+}
+
+it('on SIGTERM mid-drain the worker finishes what it holds and exits 0 within the grace period; a new one does the rest', async () => {
+  const startedAt = performance.now();
+  const users = Array.from({ length: BACKLOG }, () => clerkId('user'));
+  const deliveries = users.map((id) => userCreated(id));
+  const userOf = new Map(deliveries.map((delivery) => [delivery.svixId, delivery.clerkUserId]));
+  expect(tally(await sendAll(receiver.url, deliveries))).toEqual({ 202: BACKLOG });
+
+  const first = await stack.startWorker(WORKER_ENV);
+  await busy(200);
+  const activeAtSignal = (await stack.jobIds(['active'])).size;
+  const signalledAt = performance.now();
+  first.process.kill('SIGTERM');
+  const exit = await first.exitWithin(GRACE_PERIOD_MS);
+  const exitMs = performance.now() - signalledAt;
+
+  expect(exit).toEqual({ code: 0, signal: null });
+  expect(exitMs).toBeLessThan(GRACE_PERIOD_MS);
+  const afterStop = await stack.jobCounts();
+  expect(afterStop).toMatchObject({ active: 0, failed: 0, delayed: 0 });
+  expect(afterStop.waiting).toBeGreaterThan(0);
+  expect(afterStop.completed + afterStop.waiting).toBe(BACKLOG);
+  // What it finished is stored, exactly; nothing else is.
+  const completed = [...(await stack.jobIds(['completed']))];
+  await expectExactlyStored(
+    stack.db,
+    completed.map((svixId) => userOf.get(svixId) as string),
+  );
+
+  const second = await stack.startWorker(WORKER_ENV);
+  const restToDrainMs = await waitUntilDrained(stack, BACKLOG, 60_000);
+  expect(await stack.jobCounts()).toMatchObject({ completed: BACKLOG, failed: 0 });
+  expect(await metricTotal(second, 'clerk_sync_jobs_completed_total')).toBe(afterStop.waiting);
+  await expectExactlyStored(stack.db, users);
+  for (const user of users) stored.add(user);
+  const secondExit = await second.stop('SIGTERM');
+  expect(secondExit).toEqual({ code: 0, signal: null });
+
+  report('5 worker SIGTERM', {
+    backlog: BACKLOG,
+    activeAtSignal,
+    sigtermToExitMs: Math.round(exitMs),
+    gracePeriodMs: GRACE_PERIOD_MS,
+    exit,
+    completedByFirst: afterStop.completed,
+    leftWaiting: afterStop.waiting,
+    completedBySecond: afterStop.waiting,
+    restToDrainMs: Math.round(restToDrainMs),
+    stored: BACKLOG,
+    scenarioMs: Math.round(performance.now() - startedAt),
+  });
+});
+
+it('on SIGTERM while Redis is down the worker still exits 0 within the grace period, and loses nothing', async () => {
+  const startedAt = performance.now();
+  const users = Array.from({ length: BACKLOG_WHEN_REDIS_DIES }, () => clerkId('user'));
+  expect(
+    tally(
+      await sendAll(
+        receiver.url,
+        users.map((id) => userCreated(id)),
+      ),
+    ),
+  ).toEqual({
+    202: BACKLOG_WHEN_REDIS_DIES,
+  });
+  const first = await stack.startWorker(WORKER_ENV);
+  const completedBefore = (await stack.jobCounts()).completed;
+  await busy(completedBefore + 100);
+
+  await stack.redis.kill();
+  const signalledAt = performance.now();
+  first.process.kill('SIGTERM');
+  const exit = await first.exitWithin(GRACE_PERIOD_MS);
+  const exitMs = performance.now() - signalledAt;
+  expect(exit, 'exit within the grace period').toEqual({ code: 0, signal: null });
+  expect(exitMs).toBeLessThan(GRACE_PERIOD_MS);
+
+  await stack.redis.restart();
+  await stack.startWorker(WORKER_ENV);
+  for (const user of users) stored.add(user);
+  const drainMs = await waitUntilDrained(stack, stored.size, 60_000);
+  expect((await stack.jobCounts()).failed).toBe(0);
+  await expectExactlyStored(stack.db, stored);
+
+  report('5 worker SIGTERM with Redis down', {
+    backlog: BACKLOG_WHEN_REDIS_DIES,
+    sigtermToExitMs: Math.round(exitMs),
+    gracePeriodMs: GRACE_PERIOD_MS,
+    exit,
+    restartToDrainedMs: Math.round(drainMs),
+    stored: stored.size,
+    scenarioMs: Math.round(performance.now() - startedAt),
+  });
+});
