@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for both processes: the receiver (default command) and the worker
-# (command: node src/bin/worker.ts). Node 24 runs the TypeScript sources directly.
+# (command: node <heap flags> src/bin/worker.ts). Node 24 runs the TypeScript sources directly.
 
 FROM node:24-bookworm-slim AS dependencies
 WORKDIR /app
@@ -19,4 +19,5 @@ EXPOSE 3000 9464
 # HEALTH_PORT is the receiver's PORT or the worker's WORKER_METRICS_PORT.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HEALTH_PORT ?? 3000}/api/v1/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "src/bin/receiver.ts"]
+# Heap limits as in package.json's start:receiver / start:worker scripts (see README, Performance).
+CMD ["node", "--max-semi-space-size=4", "--max-old-space-size=64", "src/bin/receiver.ts"]

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -132,6 +133,15 @@ async function start(
   return service;
 }
 
+/** The Node flags an npm script runs its script with (`node <flags> <script>`), so the bench runs the services as npm does. */
+function nodeFlagsOf(scriptName: string): string[] {
+  const scripts: Record<string, string> = JSON.parse(
+    readFileSync(`${ROOT}package.json`, 'utf8'),
+  ).scripts;
+  const words = (scripts[scriptName] ?? '').split(/\s+/);
+  return words.slice(words.indexOf('node') + 1).filter((word) => word.startsWith('--'));
+}
+
 export function startReceiver(
   scope: Scope,
   database: BenchDatabase,
@@ -139,6 +149,7 @@ export function startReceiver(
 ): Promise<Service> {
   return start(scope, 'receiver', 'src/bin/receiver.ts', serviceEnv(database, queue), {
     portVariable: 'PORT',
+    nodeArgs: nodeFlagsOf('start:receiver'),
   });
 }
 
@@ -153,7 +164,10 @@ export function startWorker(
     options.name ?? 'worker',
     'src/bin/worker.ts',
     { ...serviceEnv(database, queue), ...options.env },
-    { portVariable: 'WORKER_METRICS_PORT', nodeArgs: options.nodeArgs },
+    {
+      portVariable: 'WORKER_METRICS_PORT',
+      nodeArgs: [...nodeFlagsOf('start:worker'), ...(options.nodeArgs ?? [])],
+    },
   );
 }
 
