@@ -56,6 +56,8 @@ const redisServer: ChildProcess = spawn(
 );
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
+// The server may still be starting: ioredis retries until it answers.
+redis.on('error', () => undefined);
 await redis.ping();
 const db = await createTestDatabase();
 const config = loadConfig({
