@@ -1,14 +1,7 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { QUEUE_STATES } from './queue.ts';
 
-const QUEUE_STATES = [
-  'waiting',
-  'active',
-  'delayed',
-  'prioritized',
-  'completed',
-  'failed',
-] as const;
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
 
 /** Event types become metric labels only in Clerk's `noun.verb` shape, so labels stay bounded. */

@@ -6,6 +6,16 @@ import type { Logger } from './logger.ts';
 export const USER_EVENT_TYPES = ['user.created', 'user.updated', 'user.deleted'] as const;
 export type UserEventType = (typeof USER_EVENT_TYPES)[number];
 
+/** The states a job can be in that operators watch: the queue depth metric and `npm run jobs -- counts`. */
+export const QUEUE_STATES = [
+  'waiting',
+  'active',
+  'delayed',
+  'prioritized',
+  'completed',
+  'failed',
+] as const;
+
 export function isUserEventType(type: string): type is UserEventType {
   return (USER_EVENT_TYPES as readonly string[]).includes(type);
 }

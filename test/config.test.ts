@@ -1,11 +1,7 @@
-import { spawn } from 'node:child_process';
-import { delimiter, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
+import { type CommandResult, runCommand } from './support/cli.ts';
 
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECRET_A = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const SECRET_B = 'whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=';
 
@@ -83,45 +79,8 @@ describe('loadConfig', () => {
   });
 });
 
-interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command with this test's Node 24 first on PATH, as `npm run` puts the pinned one. */
-function run(
-  command: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: PROJECT_ROOT,
-      env: {
-        ...process.env,
-        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) =>
-      resolve({ code, stdout, stderr: stripVTControlCharacters(stderr) }),
-    );
-  });
-}
-
 function prepareDatabase(env: Record<string, string>): Promise<CommandResult> {
-  return run('node_modules/.bin/tsx', ['src/bin/prepare-database.ts'], env);
+  return runCommand('node_modules/.bin/tsx', ['src/bin/prepare-database.ts'], env);
 }
 
 function expectOneReadableLine(stderr: string, mustName: string): void {
@@ -133,7 +92,7 @@ function expectOneReadableLine(stderr: string, mustName: string): void {
 
 describe('prepare-database command', () => {
   it('runs on Node 24', async () => {
-    const result = await run('node', ['-p', 'process.versions.node']);
+    const result = await runCommand('node', ['-p', 'process.versions.node']);
     expect(result.stdout.trim()).toMatch(/^24\./);
   });
 

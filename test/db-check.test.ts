@@ -1,12 +1,8 @@
-import { spawn } from 'node:child_process';
-import { delimiter, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { User, UserPreferences } from '../src/entities/index.ts';
+import { runNpmScript } from './support/cli.ts';
 import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
 
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI_TIMEOUT_MS = 60_000;
 const STEPS = [
   'create user',
@@ -16,34 +12,10 @@ const STEPS = [
   'delete user and cascade preferences',
 ];
 
-interface CommandResult {
-  code: number | null;
-  lines: string[];
-}
-
-/** `npm run -s db:check` with this test's Node 24 first on PATH; stdout and stderr as one list of lines. */
-function runDbCheck(databaseUrl: string): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '-s', 'db:check'], {
-      cwd: PROJECT_ROOT,
-      env: {
-        ...process.env,
-        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`,
-        DATABASE_URL: databaseUrl,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const collect = (chunk: string) => {
-      output += chunk;
-    };
-    child.stdout.setEncoding('utf8').on('data', collect);
-    child.stderr.setEncoding('utf8').on('data', collect);
-    child.once('error', reject);
-    child.once('close', (code) =>
-      resolve({ code, lines: stripVTControlCharacters(output).split('\n').filter(Boolean) }),
-    );
-  });
+/** `npm run -s db:check`; stdout and stderr as one list of lines. */
+async function runDbCheck(databaseUrl: string): Promise<{ code: number | null; lines: string[] }> {
+  const { code, output } = await runNpmScript('db:check', [], { DATABASE_URL: databaseUrl });
+  return { code, lines: output.split('\n').filter(Boolean) };
 }
 
 function expectNoStackTrace(lines: string[]): void {

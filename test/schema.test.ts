@@ -1,15 +1,12 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stripVTControlCharacters } from 'node:util';
+import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_PATH, ormOptions, type Services } from '../src/orm.ts';
+import { PROJECT_ROOT, runCommand } from './support/cli.ts';
 import { createTestDatabase, sql, type TestDatabase } from './support/database.ts';
 
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI_TIMEOUT_MS = 120_000;
 
 /** SPEC.md "Data model", as information_schema.columns reports it. */
@@ -152,36 +149,10 @@ async function migrationNames(): Promise<string[]> {
     .sort();
 }
 
-interface CommandResult {
-  code: number | null;
-  output: string;
-}
-
-/** Runs a command in the project with this test's Node 24 first on PATH; stdout and stderr together. */
-function run(command: string, args: string[], databaseUrl: string): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: PROJECT_ROOT,
-      env: {
-        ...process.env,
-        PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH}`,
-        DATABASE_URL: databaseUrl,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const collect = (chunk: string) => {
-      output += chunk;
-    };
-    child.stdout.setEncoding('utf8').on('data', collect);
-    child.stderr.setEncoding('utf8').on('data', collect);
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, output: stripVTControlCharacters(output) }));
-  });
-}
-
 const npmRun = (script: string, db: TestDatabase, ...args: string[]) =>
-  run('npm', ['run', '-s', script, ...(args.length ? ['--', ...args] : [])], db.url);
+  runCommand('npm', ['run', '-s', script, ...(args.length ? ['--', ...args] : [])], {
+    DATABASE_URL: db.url,
+  });
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -351,11 +322,15 @@ describe('the migration commands', () => {
     'npx mikro-orm migration:down and migration:up work without the npm scripts',
     async () => {
       const before = await schemaFingerprint(cliDb);
-      const down = await run('npx', ['mikro-orm', 'migration:down'], cliDb.url);
+      const down = await runCommand('npx', ['mikro-orm', 'migration:down'], {
+        DATABASE_URL: cliDb.url,
+      });
       expect(down.code, down.output).toBe(0);
       expect(await schemaFingerprint(cliDb)).not.toEqual(before);
 
-      const up = await run('npx', ['mikro-orm', 'migration:up'], cliDb.url);
+      const up = await runCommand('npx', ['mikro-orm', 'migration:up'], {
+        DATABASE_URL: cliDb.url,
+      });
       expect(up.code, up.output).toBe(0);
       expect(await schemaFingerprint(cliDb)).toEqual(before);
     },

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Job } from 'bullmq';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { createLogger, scrub } from '../logger.ts';
-import { createQueue, type WebhookJobData } from '../queue.ts';
+import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
 import { runOrExit } from './run.ts';
 
@@ -36,16 +36,7 @@ await runOrExit(async () => {
   try {
     switch (command) {
       case 'counts':
-        printCounts(
-          await queue.getJobCounts(
-            'waiting',
-            'active',
-            'delayed',
-            'prioritized',
-            'completed',
-            'failed',
-          ),
-        );
+        printCounts(await queue.getJobCounts(...QUEUE_STATES));
         break;
       case 'failed':
         printFailed(await queue.getFailed(0, Number(values.limit ?? 50) - 1));

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { delimiter, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -8,6 +9,8 @@ export interface CommandResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** stdout and stderr as they came, interleaved. */
+  output: string;
 }
 
 /**
@@ -34,14 +37,24 @@ export function runCommand(
     });
     let stdout = '';
     let stderr = '';
+    let output = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       stdout += chunk;
+      output += chunk;
     });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
+      output += chunk;
     });
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code) =>
+      resolve({
+        code,
+        stdout: stripVTControlCharacters(stdout),
+        stderr: stripVTControlCharacters(stderr),
+        output: stripVTControlCharacters(output),
+      }),
+    );
   });
 }
 
