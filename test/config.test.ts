@@ -122,3 +122,17 @@ describe('prepare-database command', () => {
     expectOneReadableLine(result.stderr, 'CLERK_WEBHOOK_SIGNING_SECRET');
   });
 });
+
+describe('command-line arguments', () => {
+  it('prints the usage and succeeds on --help', async () => {
+    const result = await runCommand('npm', ['run', '-s', 'jobs', '--', '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^usage: npm run jobs/);
+  });
+
+  it('names a mistyped option in one line and fails', async () => {
+    const result = await runCommand('npm', ['run', '-s', 'backfill', '--', '--dryrun']);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining("'--dryrun'")]);
+  });
+});

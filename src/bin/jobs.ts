@@ -4,7 +4,7 @@ import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { createLogger, scrub } from '../logger.ts';
 import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
-import { runOrExit } from './run.ts';
+import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run jobs -- <command>
   counts               jobs in the queue by state
@@ -25,7 +25,8 @@ await runOrExit(async () => {
     },
   });
   const [command, jobId] = positionals;
-  if (values.help || !command) exitWithError(USAGE);
+  if (values.help) exitWithUsage(USAGE);
+  if (!command) exitWithError(USAGE);
   const config = loadConfigOrExit();
   const log = createLogger({ level: 'silent' });
   const redis = createProducerConnection(config.redisUrl, log);

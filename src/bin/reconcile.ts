@@ -4,7 +4,7 @@ import { createProgress } from '../backfill/progress.ts';
 import { formatReconcileReport, reconcile } from '../backfill/reconcile.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
-import { runOrExit } from './run.ts';
+import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run reconcile -- [--apply] [--show-emails]
   Compares the users table with Clerk's Backend API (CLERK_SECRET_KEY, CLERK_API_URL).
@@ -19,7 +19,7 @@ await runOrExit(async () => {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) exitWithError(USAGE);
+  if (values.help) exitWithUsage(USAGE);
   const config = loadConfigOrExit();
   const client = clerkClientFrom(config);
   const { orm, em } = await initORM(config.databaseUrl);

@@ -3,7 +3,7 @@ import { Webhook } from 'svix';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../clerk/sample-events.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { resolveSigningSecrets } from '../webhooks/signing-secrets.ts';
-import { runOrExit } from './run.ts';
+import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run webhook:send -- <user.created|user.updated|user.deleted> [options]
   --id <user_…>        Clerk user id (default: a new random one)
@@ -28,7 +28,8 @@ await runOrExit(async () => {
     },
   });
   const type = positionals[0];
-  if (values.help || !type) exitWithError(USAGE);
+  if (values.help) exitWithUsage(USAGE);
+  if (!type) exitWithError(USAGE);
   const config = loadConfigOrExit();
   const id = values.id ?? clerkId('user');
   let event: object;
