@@ -99,6 +99,18 @@ async function counts(queue: Queue) {
   };
 }
 
+/** Waits until a worker has finished some jobs and has more in hand. */
+function untilBusy(queue: Queue): Promise<boolean> {
+  return waitFor(
+    async () => {
+      const now = await counts(queue);
+      return now.completed >= 20 && now.active > 0;
+    },
+    15_000,
+    'the worker to be busy',
+  );
+}
+
 describe('the worker process', () => {
   it('runs on Node 24 and serves its own health and metrics', async () => {
     const { name } = await backlog(0);
@@ -126,14 +138,7 @@ describe('the worker process', () => {
   it('on SIGTERM finishes the jobs in hand, takes no more, and exits 0', async () => {
     const { queue, name } = await backlog(300);
     const first = spawnWorker(name, { WORKER_CONCURRENCY: '8' });
-    await waitFor(
-      async () => {
-        const now = await counts(queue);
-        return now.completed >= 20 && now.active > 0;
-      },
-      15_000,
-      'the worker to be busy',
-    );
+    await untilBusy(queue);
 
     first.process.kill('SIGTERM');
     const exit = await first.exited;
@@ -161,14 +166,7 @@ describe('the worker process', () => {
     const { queue, name } = await backlog(300);
     const fast = { WORKER_LOCK_DURATION_MS: '1000', WORKER_CONCURRENCY: '50' };
     const killed = spawnWorker(name, fast);
-    await waitFor(
-      async () => {
-        const now = await counts(queue);
-        return now.completed >= 20 && now.active > 0;
-      },
-      15_000,
-      'the worker to be busy',
-    );
+    await untilBusy(queue);
 
     killed.process.kill('SIGKILL');
     expect((await killed.exited).signal).toBe('SIGKILL');
