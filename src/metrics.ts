@@ -77,7 +77,7 @@ export function createWorkerMetrics() {
     batchSize: new Histogram({
       name: 'clerk_sync_commit_batch_size',
       help: 'Jobs whose changes were committed together in one transaction (group commit)',
-      buckets: [1, 2, 5, 10, 20, 50, 100, 200],
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
     duration: new Histogram({

@@ -45,10 +45,50 @@ describe('group commit', () => {
 
     expect(outcomes.slice(0, 100).every((outcome) => outcome === 'created')).toBe(true);
     expect(outcomes.slice(100)).toEqual(['unchanged', 'deleted']);
-    // Batches commit concurrently, so they may finish in any order.
-    expect(batches.toSorted((a, b) => b - a)).toEqual([25, 25, 25, 25, 2]);
+    // One batch commits at a time; the changes waiting meanwhile make up the next.
+    expect(batches).toEqual([25, 25, 25, 25, 2]);
     expect(await countRows(db, 'users', 'clerk_user_id in (?)', [ids])).toBe(99);
     expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
+  });
+
+  it('collects the changes that arrive while a batch commits into the next batch', async () => {
+    const batches: number[] = [];
+    const commit = new GroupCommit({
+      em: db.em,
+      log: capturingLogger().log,
+      maxBatch: 100,
+      windowMs: 0,
+      onBatch: (size) => batches.push(size),
+    });
+    const [first, ...later] = Array.from({ length: 11 }, () => clerkId('user'));
+    // Another transaction holds the first user's lock, so the first batch stays committing.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holder = db.em.fork().transactional(async (tx) => {
+      await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [first]);
+      locked();
+      await held;
+    });
+    await isLocked;
+
+    const firstOutcome = commit.apply(upsert(first as string));
+    const laterOutcomes: Promise<unknown>[] = [];
+    for (const id of later) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      laterOutcomes.push(commit.apply(upsert(id)));
+    }
+    release();
+    await holder;
+
+    expect(await firstOutcome).toBe('created');
+    expect(await Promise.all(laterOutcomes)).toEqual(Array(10).fill('created'));
+    expect(batches).toEqual([1, 10]);
   });
 
   it('falls back to one change at a time when a batch fails, so a bad change fails alone', async () => {
