@@ -181,6 +181,17 @@ export function startBaseline(
   });
 }
 
+/** The stand-in Backend API for the backfill, serving `users` generated users. */
+export function startClerkApi(scope: Scope, users: number): Promise<Service> {
+  return start(
+    scope,
+    'clerk-api',
+    'bench/clerk-api-server.ts',
+    { BENCH_USERS: String(users) },
+    { portVariable: 'PORT' },
+  );
+}
+
 export function baseUrl(service: Service): string {
   return `http://127.0.0.1:${service.port}`;
 }

@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Service } from './children.ts';
+import { ownCpuMicros, processCpuMicros, redisCpuMicros } from './cpu.ts';
 import {
   baseUrl,
   freshDatabase,
   freshQueue,
+  harnessRedis,
   Scope,
   SECRET,
   startBaseline,
@@ -25,16 +27,29 @@ export interface IngestOptions {
   progress: (message: string) => void;
 }
 
+/** CPU time spent per delivery accepted, in microseconds, by each process that did work. */
+export interface CpuPerDelivery {
+  service: number;
+  redis: number;
+  loadGenerator: number;
+}
+
 export interface IngestSummary {
   deliveriesPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  cpuMicrosPerDelivery: CpuPerDelivery;
 }
 
 export interface IngestResult {
   /** Per target, the median of its rounds. */
   median: Record<IngestTarget, IngestSummary>;
-  rounds: { round: number; target: IngestTarget; result: LoadResult }[];
+  rounds: {
+    round: number;
+    target: IngestTarget;
+    result: LoadResult;
+    cpuMicrosPerDelivery: CpuPerDelivery;
+  }[];
   receiverPeakRssMiB: number;
   /**
    * The deliveries the receiver was seen to accept (warm-up included) and the jobs in its queue:
@@ -64,16 +79,30 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     };
     let receiverAccepted = 0;
     let receiverRuns = 0;
+    const cpuNow = async (target: IngestTarget): Promise<CpuPerDelivery> => ({
+      service: await processCpuMicros(services[target].pid),
+      redis: await redisCpuMicros(harnessRedis()),
+      loadGenerator: ownCpuMicros(),
+    });
     const load = async (target: IngestTarget, seconds: number) => {
+      const before = await cpuNow(target);
       const result = await saturate(baseUrl(services[target]), SECRET, {
         connections: options.connections,
         seconds,
       });
+      const after = await cpuNow(target);
+      const perDelivery = (key: keyof CpuPerDelivery) =>
+        (after[key] - before[key]) / Math.max(result.accepted, 1);
       if (target === 'receiver') {
         receiverAccepted += result.accepted;
         receiverRuns++;
       }
-      return result;
+      const cpuMicrosPerDelivery = {
+        service: perDelivery('service'),
+        redis: perDelivery('redis'),
+        loadGenerator: perDelivery('loadGenerator'),
+      };
+      return { result, cpuMicrosPerDelivery };
     };
 
     for (const target of INGEST_TARGETS) await load(target, options.warmupSeconds);
@@ -83,8 +112,8 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     for (let round = 1; round <= options.rounds; round++) {
       for (const target of rotate(INGEST_TARGETS, round - 1)) {
         await sleep(PAUSE_BETWEEN_RUNS_MS);
-        const result = await load(target, options.roundSeconds);
-        rounds.push({ round, target, result });
+        const { result, cpuMicrosPerDelivery } = await load(target, options.roundSeconds);
+        rounds.push({ round, target, result, cpuMicrosPerDelivery });
         options.progress(
           `ingest round ${round}/${options.rounds}: ${target.padEnd(13)} ` +
             `${Math.round(result.deliveriesPerSecond)} deliveries/s, ` +
@@ -99,11 +128,19 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     const { peakRssMiB } = await services.receiver.stop();
     const { waiting: receiverJobsQueued = 0 } = await queue.getJobCounts('waiting');
     const summarize = (target: IngestTarget): IngestSummary => {
-      const results = rounds.filter((run) => run.target === target).map((run) => run.result);
+      const runs = rounds.filter((run) => run.target === target);
+      const results = runs.map((run) => run.result);
+      const cpu = (key: keyof CpuPerDelivery) =>
+        median(runs.map((run) => run.cpuMicrosPerDelivery[key]));
       return {
         deliveriesPerSecond: median(results.map((result) => result.deliveriesPerSecond)),
         p50Ms: median(results.map((result) => result.p50Ms)),
         p99Ms: median(results.map((result) => result.p99Ms)),
+        cpuMicrosPerDelivery: {
+          service: cpu('service'),
+          redis: cpu('redis'),
+          loadGenerator: cpu('loadGenerator'),
+        },
       };
     };
     return {

@@ -1,3 +1,4 @@
+import type { BackfillBenchResult } from './backfill.ts';
 import type { DrainResult } from './drain.ts';
 import type { IngestResult, IngestSummary } from './ingest.ts';
 import type { LatencyResult } from './latency.ts';
@@ -12,6 +13,8 @@ export const TARGETS = {
   receiptToRowP99Ms: 25,
   receiverPeakRssMiB: 150,
   workerPeakRssMiB: 200,
+  /** Issue 6: users per second into PostgreSQL from a local API server. */
+  backfillUsersPerSecond: 20_000,
   wallSeconds: 300,
 };
 
@@ -22,6 +25,7 @@ export interface Measurements {
   pgbench: PgbenchResult;
   drain: { oneWorker: DrainResult; twoWorkers: DrainResult; oneWorkerUnbatched: DrainResult };
   latency: LatencyResult;
+  backfill: BackfillBenchResult;
   wallSeconds: number;
 }
 
@@ -101,6 +105,15 @@ export function tableRows(m: Measurements): Row[] {
       TARGETS.receiptToRowP99Ms,
       'ms',
     ),
+    {
+      metric: `backfill: ${m.backfill.users.toLocaleString('en-US')} users, local API`,
+      value: `${perSecond(m.backfill.firstRun.usersPerSecond)} (re-run ${perSecond(m.backfill.rerun.usersPerSecond)})`,
+      baseline: `dry run, nothing written: ${perSecond(m.backfill.dryRun.usersPerSecond)}`,
+      ratio: `${(m.backfill.firstRun.usersPerSecond / m.backfill.dryRun.usersPerSecond).toFixed(2)}×`,
+      target: `≥ ${perSecond(TARGETS.backfillUsersPerSecond)}`,
+      result:
+        m.backfill.firstRun.usersPerSecond >= TARGETS.backfillUsersPerSecond ? 'pass' : 'FAIL',
+    },
     limitRow(
       'peak RSS: receiver',
       rss.receiverMiB,
@@ -127,7 +140,7 @@ export function tableRows(m: Measurements): Row[] {
 
 /** That every figure counts what it claims to: nothing lost, nothing refused, nothing extra. */
 export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = []): Check[] {
-  const { ingest, pgbench, latency } = m;
+  const { ingest, pgbench, latency, backfill } = m;
   const { sender } = latency;
   const strayJobs = ingest.receiverJobsQueued - ingest.receiverAccepted;
   return [
@@ -150,6 +163,16 @@ export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = 
       ok: drain.rows === drain.jobs && drain.failed === 0,
       detail: `${drain.jobs} jobs, ${drain.rows} users, ${drain.failed} failed`,
     })),
+    {
+      check: 'backfill: every run read every user, and each user was stored once',
+      ok:
+        [backfill.dryRun, backfill.firstRun, backfill.rerun].every(
+          (run) => run.users === backfill.users,
+        ) && backfill.rows === backfill.users,
+      detail:
+        `${backfill.users} users served; read ${backfill.dryRun.users}, ${backfill.firstRun.users}, ` +
+        `${backfill.rerun.users}; ${backfill.rows} users stored`,
+    },
     {
       check: 'pgbench wrote one user per transaction',
       ok: pgbench.rows === pgbench.transactions,
@@ -234,4 +257,19 @@ function perSecond(value: number): string {
 function ms(value: number): string {
   if (!Number.isFinite(value)) return '-';
   return `${value >= 100 ? Math.round(value) : Math.round(value * 10) / 10} ms`;
+}
+
+/**
+ * Where each ingest target's CPU went, per delivery: on two shared cores the ratio between two
+ * targets' rates follows the ratio of their total CPU per delivery.
+ */
+export function formatCpuPerDelivery(ingest: IngestResult): string {
+  const lines = Object.entries(ingest.median).map(([target, summary]) => {
+    const { service, redis, loadGenerator } = summary.cpuMicrosPerDelivery;
+    const parts = [`server ${Math.round(service)}`];
+    if (redis >= 1) parts.push(`Redis ${Math.round(redis)}`);
+    parts.push(`load generator ${Math.round(loadGenerator)}`);
+    return `  ${target.padEnd(13)} ${parts.join(', ')} (total ${Math.round(service + redis + loadGenerator)})`;
+  });
+  return ['ingest CPU per delivery, µs (PostgreSQL not counted):', ...lines].join('\n');
 }

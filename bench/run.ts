@@ -1,14 +1,16 @@
 /**
- * npm run bench: ingest, drain, receipt-to-row latency, memory and scaling, each against a
- * baseline measured in the same run on this machine. Prints progress, then one table, and
- * writes bench/results/latest.json. Exits 0 whether or not the targets are met, 1 if the
+ * npm run bench: ingest, drain, receipt-to-row latency, memory, scaling and the backfill, each
+ * against a baseline measured in the same run on this machine. Prints progress, then one table,
+ * and writes bench/results/latest.json. Exits 0 whether or not the targets are met, 1 if the
  * harness itself failed. Knobs: BENCH_QUICK=1 (a short run), BENCH_JOBS, BENCH_ROUNDS,
- * BENCH_ROUND_SECONDS, BENCH_CONNECTIONS, BENCH_LATENCY_SECONDS, and BENCH_PROFILE=1 for one
- * more drain under --cpu-prof (profile in bench/results/, summary printed).
+ * BENCH_ROUND_SECONDS, BENCH_CONNECTIONS, BENCH_LATENCY_SECONDS, BENCH_BACKFILL_USERS, and
+ * BENCH_PROFILE=1 for one more drain under --cpu-prof (profile in bench/results/, summary
+ * printed).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { measureBackfill } from './backfill.ts';
 import { killAllServices } from './children.ts';
 import { type DrainResult, measureDrain } from './drain.ts';
 import { closeHarnessRedis, RESULTS_DIR, Scope } from './fixtures.ts';
@@ -18,6 +20,7 @@ import { measurePgbench, PGBENCH_CLIENTS } from './postgres-baseline.ts';
 import { formatProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import {
   consistencyChecks,
+  formatCpuPerDelivery,
   formatTable,
   type Measurements,
   peakRss,
@@ -45,6 +48,7 @@ const settings = {
   latencyRatePerSecond: 300,
   latencySeconds: knob('BENCH_LATENCY_SECONDS', 12, 4),
   latencyWarmupSeconds: quick ? 1 : 3,
+  backfillUsers: knob('BENCH_BACKFILL_USERS', 50_000, 10_000),
   profile: process.env.BENCH_PROFILE === '1',
 };
 
@@ -114,6 +118,15 @@ try {
       `${Math.round(latency.receiverPeakRssMiB)} MiB, worker ${Math.round(latency.workerPeakRssMiB)} MiB)`,
   );
 
+  progress(
+    `backfill: ${settings.backfillUsers} users from a local API: a dry run, the import, a re-run`,
+  );
+  const backfill = await measureBackfill({ users: settings.backfillUsers });
+  progress(
+    `backfill: dry run ${backfill.dryRun.usersPerSecond} users/s, import ${backfill.firstRun.usersPerSecond} users/s, ` +
+      `re-run ${backfill.rerun.usersPerSecond} users/s (${backfill.rows} users stored)`,
+  );
+
   let profile: { drain: DrainResult; summary: ProfileSummary } | undefined;
   if (settings.profile) {
     const file = 'worker-drain.cpuprofile';
@@ -134,6 +147,7 @@ try {
     pgbench,
     drain: { oneWorker: drainOne, twoWorkers: drainTwo, oneWorkerUnbatched: drainUnbatched },
     latency,
+    backfill,
     wallSeconds: elapsedSeconds(),
   };
   const rows = tableRows(measurements);
@@ -166,6 +180,7 @@ try {
   console.log(
     `ingest: median of ${settings.rounds} round(s) of ${settings.roundSeconds} s, ${settings.connections} connections; load generator, services, PostgreSQL and Redis share this machine.`,
   );
+  console.log(formatCpuPerDelivery(measurements.ingest));
   console.log(`receipt-to-row: ${RECEIPT_TO_ROW}.`);
   console.log(
     `load average ${loadAtStart[0]?.toFixed(2)} at the start, ${loadavg()[0]?.toFixed(2)} at the end, ` +
