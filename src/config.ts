@@ -48,8 +48,8 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(2000).default(512),
-  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(2000).default(384),
+  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(375),
   WORKER_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(0),
   WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   QUEUE_NAME: z
