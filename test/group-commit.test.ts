@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
+import { TimeoutError } from '../src/timeout.ts';
 import type { UserChange } from '../src/users/apply-user-changes.ts';
 import type { ClerkUser } from '../src/users/clerk-user.ts';
 import { GroupCommit } from '../src/workers/group-commit.ts';
@@ -24,6 +25,30 @@ function upsert(id: string): UserChange {
   return { kind: 'upsert', user };
 }
 
+/** Holds a user's advisory lock in a transaction of its own until released. */
+async function holdUserLock(clerkUserId: string): Promise<{ release(): Promise<void> }> {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const transaction = db.em.fork().transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [clerkUserId]);
+    locked();
+    await held;
+  });
+  await isLocked;
+  return {
+    release: async () => {
+      release();
+      await transaction;
+    },
+  };
+}
+
 describe('group commit', () => {
   it('commits the changes of concurrent jobs together, each with its own outcome', async () => {
     const batches: number[] = [];
@@ -32,6 +57,7 @@ describe('group commit', () => {
       log: capturingLogger().log,
       maxBatch: 25,
       windowMs: 50,
+      commitTimeoutMs: 10_000,
       onBatch: (size) => batches.push(size),
     });
     const ids = Array.from({ length: 100 }, () => clerkId('user'));
@@ -58,24 +84,12 @@ describe('group commit', () => {
       log: capturingLogger().log,
       maxBatch: 100,
       windowMs: 0,
+      commitTimeoutMs: 10_000,
       onBatch: (size) => batches.push(size),
     });
     const [first, ...later] = Array.from({ length: 11 }, () => clerkId('user'));
     // Another transaction holds the first user's lock, so the first batch stays committing.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let locked!: () => void;
-    const isLocked = new Promise<void>((resolve) => {
-      locked = resolve;
-    });
-    const holder = db.em.fork().transactional(async (tx) => {
-      await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [first]);
-      locked();
-      await held;
-    });
-    await isLocked;
+    const holder = await holdUserLock(first as string);
 
     const firstOutcome = commit.apply(upsert(first as string));
     const laterOutcomes: Promise<unknown>[] = [];
@@ -83,17 +97,43 @@ describe('group commit', () => {
       await new Promise((resolve) => setTimeout(resolve, 5));
       laterOutcomes.push(commit.apply(upsert(id)));
     }
-    release();
-    await holder;
+    await holder.release();
 
     expect(await firstOutcome).toBe('created');
     expect(await Promise.all(laterOutcomes)).toEqual(Array(10).fill('created'));
     expect(batches).toEqual([1, 10]);
   });
 
+  it('fails a batch that does not commit in time, and goes on with the next', async () => {
+    const commit = new GroupCommit({
+      em: db.em,
+      log: capturingLogger().log,
+      maxBatch: 100,
+      windowMs: 0,
+      commitTimeoutMs: 300,
+    });
+    const [stuck, other] = [clerkId('user'), clerkId('user')];
+    // A lock that is never granted in time stands in for a connection that never answers.
+    const holder = await holdUserLock(stuck);
+
+    const stuckOutcome = commit.apply(upsert(stuck));
+    await expect(stuckOutcome).rejects.toThrow(TimeoutError);
+    const otherOutcome = await commit.apply(upsert(other));
+    await holder.release();
+
+    expect(otherOutcome).toBe('created');
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [other])).toBe(1);
+  });
+
   it('falls back to one change at a time when a batch fails, so a bad change fails alone', async () => {
     const { log, records } = capturingLogger();
-    const commit = new GroupCommit({ em: db.em, log, maxBatch: 10, windowMs: 50 });
+    const commit = new GroupCommit({
+      em: db.em,
+      log,
+      maxBatch: 10,
+      windowMs: 50,
+      commitTimeoutMs: 10_000,
+    });
     const good = Array.from({ length: 5 }, () => clerkId('user'));
     // PostgreSQL text cannot hold NUL, so this change fails in the database, taking its batch with it.
     const poison = upsert('user_bad\u0000id');

@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Logger } from '../logger.ts';
+import { TimeoutError, withTimeout } from '../timeout.ts';
 import {
   applyUserChanges,
   type ChangeOutcome,
@@ -13,6 +14,12 @@ export interface GroupCommitOptions {
   maxBatch: number;
   /** How long a batch waits for more changes before it starts; 0 waits for this turn of the event loop only. */
   windowMs: number;
+  /**
+   * How long a batch may take to commit before its jobs fail (to be retried) and the next batch
+   * starts: a connection whose server vanished without a reset never answers, and waiting on it
+   * would stall every job behind it.
+   */
+  commitTimeoutMs: number;
   /** Told the size of every batch committed, for metrics. */
   onBatch?: (size: number) => void;
 }
@@ -30,7 +37,7 @@ interface Pending {
  * meanwhile make up the next, so a quiet worker commits each change at once and a busy one
  * commits hundreds together (each statement costs the worker far more CPU than one more row in
  * it). When a batch fails, its changes are applied again one at a time, so one bad event fails
- * only its own job and never its neighbours.
+ * only its own job and never its neighbours; a batch that does not commit in time fails whole.
  */
 export class GroupCommit {
   readonly #options: GroupCommitOptions;
@@ -66,15 +73,12 @@ export class GroupCommit {
 
   async #commitBatch(batch: Pending[]): Promise<void> {
     try {
-      const outcomes = await applyUserChanges(
-        this.#options.em.fork(),
-        batch.map((item) => item.change),
-      );
+      const outcomes = await this.#apply(batch.map((item) => item.change));
       this.#options.onBatch?.(batch.length);
       for (const [index, item] of batch.entries()) item.resolve(outcomes[index] as ChangeOutcome);
     } catch (error) {
-      if (batch.length === 1) {
-        batch[0]?.reject(error);
+      if (batch.length === 1 || error instanceof TimeoutError) {
+        for (const item of batch) item.reject(error);
         return;
       }
       this.#options.log.warn(
@@ -82,11 +86,19 @@ export class GroupCommit {
         'batch failed; applying its changes one by one',
       );
       for (const item of batch) {
-        await applyUserChanges(this.#options.em.fork(), [item.change]).then(
+        await this.#apply([item.change]).then(
           ([outcome]) => item.resolve(outcome as ChangeOutcome),
           item.reject,
         );
       }
     }
+  }
+
+  #apply(changes: UserChange[]): Promise<ChangeOutcome[]> {
+    return withTimeout(
+      applyUserChanges(this.#options.em.fork(), changes),
+      this.#options.commitTimeoutMs,
+      `committing ${changes.length} change(s)`,
+    );
   }
 }

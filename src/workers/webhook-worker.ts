@@ -9,6 +9,12 @@ import { handlerContext } from './context.ts';
 import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
 
+/**
+ * A batch of a few hundred users commits in well under a second; one that has taken this long
+ * is waiting on a connection that will not answer. Its jobs fail and are retried.
+ */
+export const COMMIT_TIMEOUT_MS = 15_000;
+
 /** A job may be orphaned by dying workers this many times before BullMQ gives up on it. */
 export const MAX_STALLED_COUNT = 10;
 
@@ -55,6 +61,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
           log,
           maxBatch: options.batchSize,
           windowMs: options.batchWindowMs,
+          commitTimeoutMs: COMMIT_TIMEOUT_MS,
           onBatch: (size) => metrics.batchSize.observe(size),
         })
       : undefined;

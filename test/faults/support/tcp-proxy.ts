@@ -20,12 +20,18 @@ export interface TcpProxy {
   refuse(): void;
   /** New connections are relayed again. */
   accept(): void;
+  /**
+   * Every connection open now stops relaying, in both directions, but stays open: a peer that
+   * vanished without a reset, as a dead host or a dropped route looks. New connections relay.
+   */
+  stallAll(): void;
   close(): Promise<void>;
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<Socket>();
   const clients = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   let refusing = false;
   let accepted = 0;
   let refused = 0;
@@ -50,6 +56,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         upstream.destroy();
       });
     }
+    const pair: [Socket, Socket] = [client, upstream];
+    pairs.add(pair);
+    client.on('close', () => pairs.delete(pair));
     client.pipe(upstream);
     upstream.pipe(client);
   });
@@ -75,6 +84,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     accept() {
       refusing = false;
+    },
+    stallAll() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+      pairs.clear();
     },
     async close() {
       for (const socket of open) socket.destroy();
