@@ -205,14 +205,15 @@ describe('runBackfill', () => {
     expect(await checkpointOffset()).toBeUndefined();
 
     expect(retries).toEqual([
-      ['GET /v1/users offset 500: rate limited (429)', 7_000],
-      ['GET /v1/users offset 1000: status 500', 500],
-      ['GET /v1/users offset 1500: network error', 500],
+      ['GET /v1/users offset 450: rate limited (429)', 7_000],
+      ['GET /v1/users offset 900: status 500', 500],
+      ['GET /v1/users offset 1350: network error', 500],
     ]);
     expect(waits).toEqual([7_000, 500, 500]);
 
     const requests = listRequests(api);
-    expect(requests.map(offsetOf)).toEqual([0, 500, 500, 1000, 1000, 1500, 1500, 2000, 2345]);
+    // Each page overlaps the previous one by PAGE_OVERLAP (50) users; a short page is the last.
+    expect(requests.map(offsetOf)).toEqual([0, 450, 450, 900, 900, 1350, 1350, 1800, 2250]);
     for (const query of requests) {
       expect(query.get('limit')).toBe('500');
       expect(query.get('order_by')).toBe('+created_at');
@@ -223,9 +224,10 @@ describe('runBackfill', () => {
     expect(progress).toEqual([
       'start 0/2345',
       '500/2345',
-      '1000/2345',
-      '1500/2345',
-      '2000/2345',
+      '950/2345',
+      '1400/2345',
+      '1850/2345',
+      '2300/2345',
       '2345/2345',
       'stop',
     ]);
@@ -324,26 +326,47 @@ describe('runBackfill', () => {
     expect(await usersWithDefaultPreferences()).toBe(rows.length);
   });
 
-  it('resumes an interrupted run after its last committed page', async () => {
+  it('misses no user when users are deleted in Clerk during the run, however many', async () => {
+    const api = await startFake();
+    const deletedInClerk: string[] = [];
+    // Users already read disappear from Clerk's list, moving everyone after them down: first
+    // fewer than the pages overlap, then more.
+    api.beforeListRequest = (requestNumber) => {
+      const count = { 3: 10, 5: 120 }[requestNumber] ?? 0;
+      const removed = new Set(api.users.slice(100, 100 + count).map((clerk) => clerk.id));
+      deletedInClerk.push(...removed);
+      api.users = api.users.filter((clerk) => !removed.has(clerk.id));
+    };
+
+    const { result } = await backfill(api);
+
+    expect(deletedInClerk).toHaveLength(130);
+    // Every user was read once, the deleted ones before they went: nothing was skipped.
+    await expectExactRows(clerkUsers());
+    expect(result.counts).toEqual(counts({ created: STORABLE, no_email: WITHOUT_EMAIL.length }));
+    expect(result.seen).toBe(USER_COUNT);
+  });
+
+  it('resumes an interrupted run at its last committed page, which it reads again', async () => {
     const api = await startFake([{ onListRequest: 3, status: 401 }]);
 
     const interrupted = backfill(api);
     await expect(interrupted).rejects.toBeInstanceOf(ClerkApiError);
-    await expect(interrupted).rejects.toThrow('GET /v1/users offset 1000 failed with status 401');
-    expect(await checkpointOffset()).toBe(1000);
-    expect(await userRows()).toEqual(expectedRows(api.users.slice(0, 1000)));
+    await expect(interrupted).rejects.toThrow('GET /v1/users offset 900 failed with status 401');
+    expect(await checkpointOffset()).toBe(950);
+    expect(await userRows()).toEqual(expectedRows(api.users.slice(0, 950)));
 
     const requestsBefore = api.requests.length;
     const { result, progress } = await backfill(api);
 
-    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(1000);
+    expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(450);
     expect(result).toMatchObject({
-      resumedFrom: 1000,
-      seen: USER_COUNT - 1000,
-      counts: counts({ created: STORABLE - 999, no_email: 1 }),
+      resumedFrom: 950,
+      seen: USER_COUNT - 450,
+      counts: counts({ created: STORABLE - 949, unchanged: 500, no_email: 1 }),
     });
-    expect(progress[0]).toBe('start 1000/2345');
-    expect(formatBackfillSummary(result, false)).toContain('resumed after 1000');
+    expect(progress[0]).toBe('start 950/2345');
+    expect(formatBackfillSummary(result, false)).toContain('resumed after 950');
     await expectExactRows(api.users);
     expect(await checkpointOffset()).toBeUndefined();
   });
@@ -365,11 +388,11 @@ describe('runBackfill', () => {
   it('after an interruption, reads from the first page on a dry run (keeping the checkpoint) and with restart', async () => {
     const api = await startFake([{ onListRequest: 3, status: 400 }]);
     await expect(backfill(api)).rejects.toThrow(/status 400/);
-    expect(await checkpointOffset()).toBe(1000);
+    expect(await checkpointOffset()).toBe(950);
     const before = await sql(db, 'select * from users order by clerk_user_id');
     const fromTheStart = counts({
-      created: STORABLE - 999,
-      unchanged: 999,
+      created: STORABLE - 949,
+      unchanged: 949,
       no_email: WITHOUT_EMAIL.length,
     });
 
@@ -378,7 +401,7 @@ describe('runBackfill', () => {
 
     expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
     expect(dryRun.result.counts).toEqual(fromTheStart);
-    expect(await checkpointOffset()).toBe(1000);
+    expect(await checkpointOffset()).toBe(950);
     expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
 
     requestsBefore = api.requests.length;
@@ -427,7 +450,7 @@ describe('npm run backfill', () => {
     const lines = stderr.trim().split('\n');
     expect(lines[0]).toBe('backfill: 2345 users in Clerk');
     expect(lines).toContain(
-      'backfill: GET /v1/users offset 500: rate limited (429); retrying in 0 ms',
+      'backfill: GET /v1/users offset 450: rate limited (429); retrying in 0 ms',
     );
     expect(lines.at(-1)).toMatch(/^backfill: 2345\/2345 users \(100%\), \d+ users\/s, eta 0s$/);
     expect(stderr).not.toContain('\u001b[');

@@ -194,7 +194,7 @@ describe('reconcile', () => {
     });
 
     expect(report).toEqual(expectedReport());
-    expect(retries).toEqual([['GET /v1/users offset 500: rate limited (429)', 3_000]]);
+    expect(retries).toEqual([['GET /v1/users offset 450: rate limited (429)', 3_000]]);
     expect(api().requests).toEqual(expect.arrayContaining(GONE.map((id) => `GET /v1/users/${id}`)));
     expect(await snapshot()).toEqual(before);
   });

@@ -1,4 +1,4 @@
-import type { ClerkClient } from '@clerk/backend';
+import type { ClerkClient, UserJSON } from '@clerk/backend';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { SyncCheckpoint } from '../entities/index.ts';
 import {
@@ -7,7 +7,7 @@ import {
   type UserChange,
 } from '../users/apply-user-changes.ts';
 import { clerkUserSchema } from '../users/clerk-user.ts';
-import { type ApiRetryEvents, fetchUserPage, type UserPage } from './clerk-api.ts';
+import { type ApiRetryEvents, PAGE_SIZE, readUserPages } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 
 export const BACKFILL_CHECKPOINT = 'backfill';
@@ -35,8 +35,8 @@ export interface BackfillOptions {
  * Imports every Clerk user, oldest first, a page of 500 per transaction, with the webhook
  * rules: default preferences for new users, nothing older than what is stored, no deleted user
  * brought back. Each page's rows and the checkpoint after it commit together, so an
- * interrupted run resumes after the last committed page. The next page is fetched while the
- * current one is written.
+ * interrupted run resumes at its last committed page (read again: users deleted while it was
+ * stopped have shifted the offsets). The next page is fetched while the current one is written.
  */
 export async function runBackfill(options: BackfillOptions): Promise<BackfillResult> {
   const { em, client, progress } = options;
@@ -46,32 +46,24 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillRes
     await em.fork().nativeDelete(SyncCheckpoint, { name: BACKFILL_CHECKPOINT });
   const resumedFrom = options.dryRun || options.restart ? 0 : await checkpointOffset(em);
 
-  let offset = resumedFrom;
   let seen = 0;
-  let next: Promise<UserPage> = fetchUserPage(client, offset, options.api);
-  let page = await next;
-  progress?.start(page.totalCount, offset);
-  while (page.users.length > 0) {
-    const nextOffset = offset + page.users.length;
-    next = fetchUserPage(client, nextOffset, options.api);
-    next.catch(() => undefined);
-
-    const { changes, invalid } = toChanges(page);
+  let total: number | undefined;
+  for await (const page of readUserPages(client, resumedFrom - PAGE_SIZE, options.api)) {
+    if (total === undefined) progress?.start(page.totalCount, resumedFrom);
+    total = page.totalCount;
+    const { changes, invalid } = toChanges(page.users);
     counts.invalid += invalid;
-    const outcomes = await writePage(em, changes, nextOffset, options.dryRun ?? false);
+    const outcomes = await writePage(em, changes, page.end, options.dryRun ?? false);
     for (const outcome of outcomes) counts[outcome]++;
     seen += page.users.length;
-    progress?.update(nextOffset, Math.max(page.totalCount, nextOffset));
-
-    offset = nextOffset;
-    page = await next;
+    progress?.update(page.end, Math.max(page.totalCount, page.end));
   }
   // Only an interrupted run resumes; the next run after a finished one reads every user again.
   if (!options.dryRun) await em.fork().nativeDelete(SyncCheckpoint, { name: BACKFILL_CHECKPOINT });
   progress?.stop();
   return {
     counts,
-    total: page.totalCount,
+    total: total ?? 0,
     seen,
     resumedFrom,
     seconds: (performance.now() - startedAt) / 1000,
@@ -96,10 +88,10 @@ async function writePage(
   });
 }
 
-function toChanges(page: UserPage): { changes: UserChange[]; invalid: number } {
+function toChanges(users: readonly UserJSON[]): { changes: UserChange[]; invalid: number } {
   const changes: UserChange[] = [];
   let invalid = 0;
-  for (const raw of page.users) {
+  for (const raw of users) {
     const parsed = clerkUserSchema.safeParse(raw);
     if (parsed.success) changes.push({ kind: 'upsert', user: parsed.data });
     else invalid++;

@@ -59,6 +59,87 @@ export async function fetchUserPage(
   return { offset, users, totalCount: response.totalCount };
 }
 
+/**
+ * Each page starts this many users before the previous one ended. A user deleted in Clerk
+ * while the list is read moves everyone after it one offset down, so a page that started right
+ * where the last one ended would skip as many users as were deleted; the overlap absorbs that
+ * many, and a page that does not reach back to users already read is asked for again from
+ * further back.
+ */
+export const PAGE_OVERLAP = 50;
+
+export interface UnreadPage {
+  /** The users of the page not read before in this run, oldest first. */
+  users: UserJSON[];
+  /** The offset just after the page, where a run interrupted after it resumes. */
+  end: number;
+  totalCount: number;
+}
+
+/**
+ * Every Clerk user once, oldest first, in pages, starting at `offset`; each page is fetched
+ * while the caller works on the one before. Users deleted in Clerk meanwhile make no one else
+ * be skipped.
+ */
+export async function* readUserPages(
+  client: ClerkClient,
+  offset: number,
+  events: ApiRetryEvents = {},
+): AsyncGenerator<UnreadPage> {
+  const fetchPage = (at: number) => fetchUserPage(client, Math.max(0, at), events);
+  const read = new ReadPosition();
+  let page = await fetchPage(offset);
+  for (;;) {
+    while (page.offset > 0 && !read.reachedBy(page.users)) {
+      page = await fetchPage(page.offset - PAGE_SIZE + PAGE_OVERLAP);
+    }
+    const end = page.offset + page.users.length;
+    // Clerk answers a short page only at the end of the list.
+    const next = page.users.length < PAGE_SIZE ? undefined : fetchPage(end - PAGE_OVERLAP);
+    next?.catch(() => undefined);
+    const users = page.users.filter((user) => read.isUnread(user));
+    read.advance(users);
+    yield { users, end, totalCount: page.totalCount };
+    if (!next) return;
+    page = await next;
+  }
+}
+
+/**
+ * How far through Clerk's list (oldest first) a run has read: the newest creation time read,
+ * and the users read with exactly that time (several users can share a millisecond).
+ */
+class ReadPosition {
+  #createdAt = Number.NEGATIVE_INFINITY;
+  #idsAtCreatedAt = new Set<string>();
+
+  isUnread(user: UserJSON): boolean {
+    if (typeof user.created_at !== 'number') return true;
+    return (
+      user.created_at > this.#createdAt ||
+      (user.created_at === this.#createdAt && !this.#idsAtCreatedAt.has(user.id))
+    );
+  }
+
+  /** Whether a page starts at or before the newest user read, so that no user in between is missed. */
+  reachedBy(users: readonly UserJSON[]): boolean {
+    if (this.#createdAt === Number.NEGATIVE_INFINITY) return true;
+    const [first] = users;
+    return first !== undefined && !this.isUnread(first);
+  }
+
+  advance(users: readonly UserJSON[]): void {
+    for (const user of users) {
+      if (typeof user.created_at !== 'number' || user.created_at < this.#createdAt) continue;
+      if (user.created_at > this.#createdAt) {
+        this.#createdAt = user.created_at;
+        this.#idsAtCreatedAt = new Set();
+      }
+      this.#idsAtCreatedAt.add(user.id);
+    }
+  }
+}
+
 /** Whether Clerk still has this user: a 404 says it does not. */
 export async function userExists(
   client: ClerkClient,

@@ -12,7 +12,7 @@ import {
   chooseTimezone,
   clerkUserSchema,
 } from '../users/clerk-user.ts';
-import { type ApiRetryEvents, fetchUserPage, PAGE_SIZE, userExists } from './clerk-api.ts';
+import { type ApiRetryEvents, PAGE_SIZE, readUserPages, userExists } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 
 const LOCAL_BATCH = 5_000;
@@ -124,17 +124,15 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
 
 async function listClerkUsers(options: ReconcileOptions): Promise<Map<string, ClerkUser>> {
   const users = new Map<string, ClerkUser>();
-  let offset = 0;
-  for (;;) {
-    const page = await fetchUserPage(options.client, offset, options.api);
-    if (offset === 0) options.progress?.start(page.totalCount, 0);
+  let started = false;
+  for await (const page of readUserPages(options.client, 0, options.api)) {
+    if (!started) options.progress?.start(page.totalCount, 0);
+    started = true;
     for (const raw of page.users) {
       const parsed = clerkUserSchema.safeParse(raw);
       if (parsed.success) users.set(parsed.data.id, parsed.data);
     }
-    offset += page.users.length;
-    options.progress?.update(offset, Math.max(page.totalCount, offset));
-    if (page.users.length < PAGE_SIZE) break;
+    options.progress?.update(page.end, Math.max(page.totalCount, page.end));
   }
   options.progress?.stop();
   return users;

@@ -24,6 +24,8 @@ export interface FakeClerkApi {
   /** Every request's method and path with query, in order. */
   requests: string[];
   faults: InjectedFault[];
+  /** Called with the n-th GET /v1/users (1-based) before it is answered: Clerk changing meanwhile. */
+  beforeListRequest?: (requestNumber: number) => void;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function startFakeClerkApi(
   const requests: string[] = [];
   let listRequests = 0;
   const api: Omit<FakeClerkApi, 'url' | 'close'> = { users, requests, faults };
+  let beforeListRequest: FakeClerkApi['beforeListRequest'];
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
@@ -116,6 +119,7 @@ export async function startFakeClerkApi(
     }
     if (url.pathname === '/v1/users') {
       listRequests++;
+      beforeListRequest?.(listRequests);
       const fault = api.faults.find((candidate) => candidate.onListRequest === listRequests);
       if (fault?.status === 'network') return void request.socket.destroy();
       if (fault) {
@@ -148,6 +152,12 @@ export async function startFakeClerkApi(
     },
     set users(value) {
       api.users = value;
+    },
+    get beforeListRequest() {
+      return beforeListRequest;
+    },
+    set beforeListRequest(hook) {
+      beforeListRequest = hook;
     },
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: () => new Promise((resolve) => server.close(() => resolve())),
