@@ -34,6 +34,14 @@ export interface CpuPerDelivery {
   loadGenerator: number;
 }
 
+function eachProcess(figure: (key: keyof CpuPerDelivery) => number): CpuPerDelivery {
+  return {
+    service: figure('service'),
+    redis: figure('redis'),
+    loadGenerator: figure('loadGenerator'),
+  };
+}
+
 export interface IngestSummary {
   deliveriesPerSecond: number;
   p50Ms: number;
@@ -91,17 +99,13 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
         seconds,
       });
       const after = await cpuNow(target);
-      const perDelivery = (key: keyof CpuPerDelivery) =>
-        (after[key] - before[key]) / Math.max(result.accepted, 1);
       if (target === 'receiver') {
         receiverAccepted += result.accepted;
         receiverRuns++;
       }
-      const cpuMicrosPerDelivery = {
-        service: perDelivery('service'),
-        redis: perDelivery('redis'),
-        loadGenerator: perDelivery('loadGenerator'),
-      };
+      const cpuMicrosPerDelivery = eachProcess(
+        (key) => (after[key] - before[key]) / Math.max(result.accepted, 1),
+      );
       return { result, cpuMicrosPerDelivery };
     };
 
@@ -130,17 +134,13 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     const summarize = (target: IngestTarget): IngestSummary => {
       const runs = rounds.filter((run) => run.target === target);
       const results = runs.map((run) => run.result);
-      const cpu = (key: keyof CpuPerDelivery) =>
-        median(runs.map((run) => run.cpuMicrosPerDelivery[key]));
       return {
         deliveriesPerSecond: median(results.map((result) => result.deliveriesPerSecond)),
         p50Ms: median(results.map((result) => result.p50Ms)),
         p99Ms: median(results.map((result) => result.p99Ms)),
-        cpuMicrosPerDelivery: {
-          service: cpu('service'),
-          redis: cpu('redis'),
-          loadGenerator: cpu('loadGenerator'),
-        },
+        cpuMicrosPerDelivery: eachProcess((key) =>
+          median(runs.map((run) => run.cpuMicrosPerDelivery[key])),
+        ),
       };
     };
     return {

@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  type BackfillCounts,
   type BackfillOptions,
+  emptyCounts,
   formatBackfillSummary,
   runBackfill,
 } from '../src/backfill/backfill.ts';
@@ -164,19 +166,8 @@ function offsetOf(query: URLSearchParams | undefined): number {
   return Number(query?.get('offset') ?? 0);
 }
 
-function counts(overrides: Record<string, number>) {
-  return {
-    created: 0,
-    updated: 0,
-    unchanged: 0,
-    stale: 0,
-    deleted_earlier: 0,
-    no_email: 0,
-    invalid: 0,
-    deleted: 0,
-    absent: 0,
-    ...overrides,
-  };
+function counts(overrides: Partial<BackfillCounts>): BackfillCounts {
+  return { ...emptyCounts(), ...overrides };
 }
 
 /** The Clerk user as an upsert change, optionally altered, for storing state beforehand. */

@@ -3,7 +3,7 @@ import { clerkId } from '../src/clerk/sample-events.ts';
 import { TimeoutError } from '../src/timeout.ts';
 import type { UserChange } from '../src/users/apply-user-changes.ts';
 import type { ClerkUser } from '../src/users/clerk-user.ts';
-import { GroupCommit } from '../src/workers/group-commit.ts';
+import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';
 import { countRows, createTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger } from './support/logs.ts';
 
@@ -23,6 +23,18 @@ function upsert(id: string): UserChange {
     updated_at: 1_000,
   };
   return { kind: 'upsert', user };
+}
+
+/** A group commit on the suite's database: batches of up to 100, started at once, 10 s to commit. */
+function groupCommit(options: Partial<GroupCommitOptions> = {}): GroupCommit {
+  return new GroupCommit({
+    em: db.em,
+    log: capturingLogger().log,
+    maxBatch: 100,
+    windowMs: 0,
+    commitTimeoutMs: 10_000,
+    ...options,
+  });
 }
 
 /** Holds a user's advisory lock in a transaction of its own until released. */
@@ -52,12 +64,9 @@ async function holdUserLock(clerkUserId: string): Promise<{ release(): Promise<v
 describe('group commit', () => {
   it('commits the changes of concurrent jobs together, each with its own outcome', async () => {
     const batches: number[] = [];
-    const commit = new GroupCommit({
-      em: db.em,
-      log: capturingLogger().log,
+    const commit = groupCommit({
       maxBatch: 25,
       windowMs: 50,
-      commitTimeoutMs: 10_000,
       onBatch: (size) => batches.push(size),
     });
     const ids = Array.from({ length: 100 }, () => clerkId('user'));
@@ -79,14 +88,7 @@ describe('group commit', () => {
 
   it('collects the changes that arrive while a batch commits into the next batch', async () => {
     const batches: number[] = [];
-    const commit = new GroupCommit({
-      em: db.em,
-      log: capturingLogger().log,
-      maxBatch: 100,
-      windowMs: 0,
-      commitTimeoutMs: 10_000,
-      onBatch: (size) => batches.push(size),
-    });
+    const commit = groupCommit({ onBatch: (size) => batches.push(size) });
     const [first, ...later] = Array.from({ length: 11 }, () => clerkId('user'));
     // Another transaction holds the first user's lock, so the first batch stays committing.
     const holder = await holdUserLock(first as string);
@@ -105,13 +107,7 @@ describe('group commit', () => {
   });
 
   it('fails a batch that does not commit in time, and goes on with the next', async () => {
-    const commit = new GroupCommit({
-      em: db.em,
-      log: capturingLogger().log,
-      maxBatch: 100,
-      windowMs: 0,
-      commitTimeoutMs: 300,
-    });
+    const commit = groupCommit({ commitTimeoutMs: 300 });
     const [stuck, other] = [clerkId('user'), clerkId('user')];
     // A lock that is never granted in time stands in for a connection that never answers.
     const holder = await holdUserLock(stuck);
@@ -127,13 +123,7 @@ describe('group commit', () => {
 
   it('falls back to one change at a time when a batch fails, so a bad change fails alone', async () => {
     const { log, records } = capturingLogger();
-    const commit = new GroupCommit({
-      em: db.em,
-      log,
-      maxBatch: 10,
-      windowMs: 50,
-      commitTimeoutMs: 10_000,
-    });
+    const commit = groupCommit({ log, maxBatch: 10, windowMs: 50 });
     const good = Array.from({ length: 5 }, () => clerkId('user'));
     // PostgreSQL text cannot hold NUL, so this change fails in the database, taking its batch with it.
     const poison = upsert('user_bad\u0000id');

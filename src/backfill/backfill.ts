@@ -104,7 +104,8 @@ async function checkpointOffset(em: EntityManager): Promise<number> {
   return checkpoint?.nextOffset ?? 0;
 }
 
-function emptyCounts(): BackfillCounts {
+/** Every outcome the summary counts, at zero. */
+export function emptyCounts(): BackfillCounts {
   return {
     created: 0,
     updated: 0,

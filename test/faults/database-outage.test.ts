@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
 import { JOB_ATTEMPTS } from '../../src/queue.ts';
-import { type Delivery, type Outcome, sendAll, tally, userCreated } from './support/load.ts';
+import { newUsers, type Outcome, sendAll, tally } from './support/load.ts';
 import { health, metricTotal, type ServiceProcess } from './support/services.ts';
 import {
   expectExactlyStored,
@@ -35,17 +34,9 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-function newUsers(count: number): Delivery[] {
-  return Array.from({ length: count }, () => {
-    const id = clerkId('user');
-    users.add(id);
-    return userCreated(id);
-  });
-}
-
 it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker process survives it', async () => {
   const startedAt = performance.now();
-  const before = await sendAll(receiver.url, newUsers(300));
+  const before = await sendAll(receiver.url, newUsers(300, users));
   expect(tally(before)).toEqual({ 202: 300 });
   await waitUntilDrained(stack, users.size, 30_000);
 
@@ -60,7 +51,7 @@ it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker 
   const rounds = Math.ceil(OUTAGE_MS / DELIVERY_INTERVAL_MS);
   for (let round = 0; round < rounds; round++) {
     const roundStartedAt = performance.now();
-    duringOutage.push(...(await sendAll(receiver.url, newUsers(DELIVERIES_PER_INTERVAL))));
+    duringOutage.push(...(await sendAll(receiver.url, newUsers(DELIVERIES_PER_INTERVAL, users))));
     if (round === Math.floor(rounds / 2)) workerHealthDuringOutage = await health(worker);
     if (performance.now() - outageStartedAt >= OUTAGE_MS) break;
     const rest = DELIVERY_INTERVAL_MS - (performance.now() - roundStartedAt);
@@ -84,7 +75,7 @@ it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker 
   expect(countsAtEnd.failed).toBe(0);
   expect(countsAtEnd.delayed + countsAtEnd.waiting + countsAtEnd.active).toBeGreaterThan(0);
 
-  const after = await sendAll(receiver.url, newUsers(100));
+  const after = await sendAll(receiver.url, newUsers(100, users));
   expect(tally(after)).toEqual({ 202: 100 });
   const recoveryMs = await waitUntilDrained(stack, users.size, RECOVERY_LIMIT_MS);
 

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
 import { COMMIT_TIMEOUT_MS } from '../../src/workers/webhook-worker.ts';
-import { type Delivery, sendAll, tally, userCreated } from './support/load.ts';
+import { newUsers, sendAll, tally } from './support/load.ts';
 import { health, type ServiceProcess } from './support/services.ts';
 import {
   expectExactlyStored,
@@ -28,17 +27,9 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-function newUsers(count: number): Delivery[] {
-  return Array.from({ length: count }, () => {
-    const id = clerkId('user');
-    users.add(id);
-    return userCreated(id);
-  });
-}
-
 it('keeps storing events when its database connections stop answering without a reset', async () => {
   const startedAt = performance.now();
-  expect(tally(await sendAll(receiver.url, newUsers(200)))).toEqual({ 202: 200 });
+  expect(tally(await sendAll(receiver.url, newUsers(200, users)))).toEqual({ 202: 200 });
   await waitUntilDrained(stack, users.size, 30_000);
 
   // Every connection the worker has open goes silent, as to a host that vanished; new
@@ -46,7 +37,7 @@ it('keeps storing events when its database connections stop answering without a 
   const connectionsStalled = stack.proxy.open;
   stack.proxy.stallAll();
   const stalledAt = performance.now();
-  expect(tally(await sendAll(receiver.url, newUsers(300)))).toEqual({ 202: 300 });
+  expect(tally(await sendAll(receiver.url, newUsers(300, users)))).toEqual({ 202: 300 });
   const recoveryMs = await waitUntilDrained(stack, users.size, RECOVERY_LIMIT_MS);
 
   const counts = await stack.jobCounts();

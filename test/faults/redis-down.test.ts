@@ -1,14 +1,13 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
 import {
   type Delivery,
   isAcknowledged,
   maxMs,
+  newUsers,
   type Outcome,
   send,
   sendAll,
   tally,
-  userCreated,
 } from './support/load.ts';
 import { health, type ServiceProcess } from './support/services.ts';
 import {
@@ -37,14 +36,6 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.stop());
 
-function newUsers(count: number): Delivery[] {
-  return Array.from({ length: count }, () => {
-    const id = clerkId('user');
-    users.add(id);
-    return userCreated(id);
-  });
-}
-
 /** Svix's side: a delivery answered with anything but 2xx comes again, same svix-id, same body. */
 async function redeliverUntilAcknowledged(outcomes: Outcome[]): Promise<Outcome[]> {
   const pending = outcomes.filter((outcome) => !isAcknowledged(outcome));
@@ -58,7 +49,7 @@ async function redeliverUntilAcknowledged(outcomes: Outcome[]): Promise<Outcome[
 async function timeUntilAccepting(limitMs: number): Promise<number> {
   const startedAt = performance.now();
   while (performance.now() - startedAt < limitMs) {
-    const [probe] = newUsers(1);
+    const [probe] = newUsers(1, users);
     const outcome = await send(receiver.url, probe as Delivery);
     if (isAcknowledged(outcome)) return performance.now() - startedAt;
     // Not acknowledged now: Svix would send it again later, and so do we below.
@@ -71,12 +62,12 @@ const unacknowledgedProbes: Outcome[] = [];
 
 it('answers 503 within 5 s while Redis is down, reports it, and takes deliveries again once Redis is back, with no restart', async () => {
   const startedAt = performance.now();
-  const before = await sendAll(receiver.url, newUsers(BATCH));
+  const before = await sendAll(receiver.url, newUsers(BATCH, users));
   expect(tally(before)).toEqual({ 202: BATCH });
 
   await stack.redis.kill();
   const downAt = performance.now();
-  const duringOutage = await sendAll(receiver.url, newUsers(BATCH), 16);
+  const duringOutage = await sendAll(receiver.url, newUsers(BATCH, users), 16);
   const receiverHealth = await health(receiver);
   const workerHealth = await health(worker);
 
@@ -92,7 +83,7 @@ it('answers 503 within 5 s while Redis is down, reports it, and takes deliveries
   await stack.redis.restart();
   const restartedAt = performance.now();
   const backMs = await timeUntilAccepting(30_000);
-  const after = await sendAll(receiver.url, newUsers(BATCH));
+  const after = await sendAll(receiver.url, newUsers(BATCH, users));
   expect(tally(after)).toEqual({ 202: BATCH });
   const retried = await redeliverUntilAcknowledged([...duringOutage, ...unacknowledgedProbes]);
   expect(tally(retried)).toEqual({ 202: duringOutage.length + unacknowledgedProbes.length });
@@ -123,7 +114,7 @@ it('answers 503 within 5 s while Redis hangs (SIGSTOP), and recovers when it ans
   stack.redis.freeze();
   const frozenAt = performance.now();
   // One round of concurrent deliveries: each of them waits out the receiver's Redis timeout.
-  const duringHang = await sendAll(receiver.url, newUsers(HUNG_DELIVERIES), HUNG_DELIVERIES);
+  const duringHang = await sendAll(receiver.url, newUsers(HUNG_DELIVERIES, users), HUNG_DELIVERIES);
   const receiverHealth = await health(receiver);
   stack.redis.thaw();
   const thawedAt = performance.now();

@@ -1,4 +1,4 @@
-import { sampleDeletedEvent, sampleUserEvent } from '../../../src/clerk/sample-events.ts';
+import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../../../src/clerk/sample-events.ts';
 import { newSvixId, signedHeaders } from '../../support/svix.ts';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -28,6 +28,15 @@ export function userCreated(
     email: options.email,
   });
   return { svixId: options.svixId ?? newSvixId(), clerkUserId, body: JSON.stringify(event) };
+}
+
+/** user.created deliveries for `count` users never seen before, each id added to `users`. */
+export function newUsers(count: number, users: Set<string>): Delivery[] {
+  return Array.from({ length: count }, () => {
+    const id = clerkId('user');
+    users.add(id);
+    return userCreated(id);
+  });
 }
 
 export function userUpdated(

@@ -29,9 +29,8 @@ export interface TcpProxy {
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
-  const open = new Set<Socket>();
-  const clients = new Set<Socket>();
-  const pairs = new Set<[Socket, Socket]>();
+  /** Each relayed connection: the client's socket and the one to the target. */
+  const connections = new Set<[Socket, Socket]>();
   let refusing = false;
   let accepted = 0;
   let refused = 0;
@@ -44,27 +43,26 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return;
     }
     accepted++;
-    clients.add(client);
-    client.on('close', () => clients.delete(client));
     const upstream = createConnection(target);
-    for (const socket of [client, upstream]) {
-      open.add(socket);
+    const connection: [Socket, Socket] = [client, upstream];
+    connections.add(connection);
+    for (const socket of connection) {
       socket.on('error', () => undefined);
       socket.on('close', () => {
-        open.delete(socket);
+        connections.delete(connection);
         client.destroy();
         upstream.destroy();
       });
     }
-    const pair: [Socket, Socket] = [client, upstream];
-    pairs.add(pair);
-    client.on('close', () => pairs.delete(pair));
     client.pipe(upstream);
     upstream.pipe(client);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
 
+  const destroyAll = () => {
+    for (const connection of connections) for (const socket of connection) socket.destroy();
+  };
   return {
     port: (server.address() as { port: number }).port,
     get accepted() {
@@ -74,11 +72,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return refused;
     },
     get open() {
-      return clients.size;
+      return connections.size;
     },
-    cutAll() {
-      for (const socket of open) socket.destroy();
-    },
+    cutAll: destroyAll,
     refuse() {
       refusing = true;
     },
@@ -86,16 +82,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       refusing = false;
     },
     stallAll() {
-      for (const [client, upstream] of pairs) {
+      for (const [client, upstream] of connections) {
         client.unpipe(upstream);
         upstream.unpipe(client);
         client.pause();
         upstream.pause();
       }
-      pairs.clear();
     },
     async close() {
-      for (const socket of open) socket.destroy();
+      destroyAll();
       await new Promise((resolve) => server.close(resolve));
     },
   };
