@@ -23,14 +23,28 @@ export function isReady(connection: Redis): boolean {
 }
 
 /** Resolves when the connection is ready or after `ms`, whichever comes first. */
-export async function waitForRedis(connection: Redis, ms: number): Promise<void> {
-  if (isReady(connection)) return;
-  let timer: NodeJS.Timeout | undefined;
-  await new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-    connection.once('ready', resolve);
+export function waitForRedis(connection: Redis, ms: number): Promise<void> {
+  if (isReady(connection)) return Promise.resolve();
+  return new Promise((resolve) => {
+    // The listener goes with the timer: a health check every few seconds through a long
+    // outage must not pile up listeners.
+    const done = () => {
+      clearTimeout(timer);
+      connection.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    connection.once('ready', done);
   });
-  clearTimeout(timer);
+}
+
+/** How long a health check waits for a connection still being made (at start, or after a drop). */
+const HEALTH_READY_WAIT_MS = 1_000;
+
+/** The health check's view of Redis: the connection is ready, or gets ready soon, and answers PING. */
+export async function answersPing(connection: Redis): Promise<boolean> {
+  await waitForRedis(connection, HEALTH_READY_WAIT_MS);
+  return isReady(connection) && (await connection.ping()) === 'PONG';
 }
 
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */

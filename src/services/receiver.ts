@@ -6,7 +6,7 @@ import { createDatabaseProbe } from '../http/database-probe.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
 import { createQueue } from '../queue.ts';
-import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
+import { answersPing, createProducerConnection, waitForRedis } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';
 import { SignatureVerifier } from '../webhooks/signature.ts';
@@ -44,7 +44,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     metrics: config.metricsPort === undefined ? metrics.registry : undefined,
     health: {
       database: () => database.isReachable(),
-      redis: async () => isReady(redis) && (await redis.ping()) === 'PONG',
+      redis: () => answersPing(redis),
     },
     routers: [
       ...(config.dashboard ? [await dashboardRouter(queue, config.dashboard)] : []),

@@ -4,7 +4,7 @@ import { createApp } from '../http/app.ts';
 import type { Logger } from '../logger.ts';
 import { createWorkerMetrics } from '../metrics.ts';
 import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
-import { createWorkerConnection, isReady } from '../redis.ts';
+import { answersPing, createWorkerConnection } from '../redis.ts';
 import { TimeoutError, withTimeout } from '../timeout.ts';
 import { createWebhookWorker } from '../workers/webhook-worker.ts';
 import { closeServer, listen, type Stoppable } from './lifecycle.ts';
@@ -59,7 +59,7 @@ export async function startWorker(
     metrics: metrics.registry,
     health: {
       database: () => isDatabaseReachable(services.orm),
-      redis: async () => isReady(connection) && (await connection.ping()) === 'PONG',
+      redis: () => answersPing(connection),
     },
   });
   const server = await listen(app, config.workerMetricsPort);
