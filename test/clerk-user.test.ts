@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type ClerkUser, chooseEmail, chooseTimezone } from '../src/users/clerk-user.ts';
+import {
+  type ClerkUser,
+  chooseEmail,
+  chooseTimezone,
+  trimClerkUser,
+} from '../src/users/clerk-user.ts';
 
 function clerkUser(overrides: Partial<ClerkUser> = {}): ClerkUser {
   return {
@@ -97,5 +102,55 @@ describe('chooseTimezone', () => {
   it('canonicalises the spelling of a valid name', () => {
     expect(withZones('europe/paris')).toBe('Europe/Paris');
     expect(withZones(undefined, 'AMERICA/NEW_YORK')).toBe('America/New_York');
+  });
+});
+
+describe('trimClerkUser', () => {
+  const users: ClerkUser[] = [
+    clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_primary' }),
+    clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_gone' }),
+    clerkUser({ email_addresses: [{ id: 'idn_empty', email_address: '' }, ...addresses] }),
+    clerkUser({ public_metadata: { timezone: 'Europe/Paris' }, unsafe_metadata: null }),
+    clerkUser({
+      public_metadata: { timezone: 'Not/AZone' },
+      unsafe_metadata: { timezone: 'Asia/Tokyo' },
+    }),
+    clerkUser({ public_metadata: null, unsafe_metadata: null, updated_at: null }),
+  ];
+
+  it('keeps what the rules read: the same email, timezone, id and updated_at', () => {
+    for (const user of users) {
+      const trimmed = trimClerkUser(user);
+      expect(chooseEmail(trimmed)).toBe(chooseEmail(user));
+      expect(chooseTimezone(trimmed)).toBe(chooseTimezone(user));
+      expect([trimmed.id, trimmed.updated_at]).toEqual([user.id, user.updated_at]);
+    }
+  });
+
+  it('drops the rest: other addresses, their details, and metadata', () => {
+    const trimmed = trimClerkUser(
+      clerkUser({
+        email_addresses: [
+          {
+            id: 'idn_primary',
+            email_address: 'primary@example.com',
+            verification: { status: 'verified' },
+          },
+          { id: 'idn_other', email_address: 'other@example.com' },
+        ],
+        primary_email_address_id: 'idn_primary',
+        public_metadata: { timezone: 'Europe/Paris', plan: 'pro', notes: 'x'.repeat(10_000) },
+        unsafe_metadata: { timezone: 'Asia/Tokyo', draft: { long: 'y'.repeat(10_000) } },
+      }),
+    );
+
+    expect(trimmed).toEqual({
+      id: 'user_1',
+      email_addresses: [{ id: 'idn_primary', email_address: 'primary@example.com' }],
+      primary_email_address_id: 'idn_primary',
+      public_metadata: { timezone: 'Europe/Paris' },
+      unsafe_metadata: null,
+      updated_at: 1,
+    });
   });
 });

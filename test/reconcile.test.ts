@@ -3,6 +3,7 @@ import { runBackfill } from '../src/backfill/backfill.ts';
 import { clerkClientFrom } from '../src/backfill/clerk-api.ts';
 import {
   formatReconcileReport,
+  GONE_CHECK_CONCURRENCY,
   type ReconcileReport,
   reconcile,
 } from '../src/backfill/reconcile.ts';
@@ -31,6 +32,8 @@ const BOTH_DRIFT = 14;
 const TOMBSTONED = 20;
 /** In Clerk without an email address: never stored. */
 const WITHOUT_EMAIL = 50;
+/** In Clerk with a record the schema rejects (a negative updated_at): never stored. */
+const MALFORMED = 60;
 
 const EMAIL_PATTERN = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
 
@@ -46,6 +49,7 @@ beforeEach(async () => {
   await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
   users = generateUsers(USER_COUNT);
   clerkUser(WITHOUT_EMAIL).email = null;
+  clerkUser(MALFORMED).updatedAt = -1;
   fake = await startFakeClerkApi(users);
 });
 afterEach(async () => {
@@ -116,7 +120,7 @@ async function snapshot() {
 const clerkTimezone = (index: number) => (index % 3 === 0 ? 'Europe/Paris' : 'UTC');
 
 function expectedReport(): ReconcileReport {
-  const stored = USER_COUNT - 1 - MISSING.length + GONE.length - 1;
+  const stored = USER_COUNT - 2 - MISSING.length + GONE.length - 1;
   const drift = (index: number, fields: ('email' | 'timezone')[]) => ({
     clerkUserId: idOf(index),
     fields,
@@ -139,14 +143,14 @@ function expectedReport(): ReconcileReport {
       drift(BOTH_DRIFT, ['email', 'timezone']),
     ],
     deletedHere: [idOf(TOMBSTONED)],
-    unusable: [idOf(WITHOUT_EMAIL)],
+    unusable: [idOf(WITHOUT_EMAIL), idOf(MALFORMED)],
   };
 }
 
 /** Rows as Clerk says they should be: every storable Clerk user except the one deleted here. */
 async function expectInStepWithClerk(): Promise<void> {
   const expected = users.flatMap((user, index) =>
-    user.email && index !== TOMBSTONED
+    user.email && index !== TOMBSTONED && index !== MALFORMED
       ? [
           {
             clerk_user_id: user.id,
@@ -213,7 +217,7 @@ describe('reconcile', () => {
       `  email drift          3: ${ids([...EMAIL_DRIFT, BOTH_DRIFT])}`,
       `  timezone drift       3: ${ids([...TIMEZONE_DRIFT, BOTH_DRIFT])}`,
       `  deleted here, still in Clerk (left deleted) 1: ${idOf(TOMBSTONED)}`,
-      `  cannot be stored (no email address) 1: ${idOf(WITHOUT_EMAIL)}`,
+      `  cannot be stored (no email address, or malformed) 2: ${ids([WITHOUT_EMAIL, MALFORMED])}`,
       'nothing changed (run with --apply to fix)',
     ]);
     expect(text).not.toMatch(EMAIL_PATTERN);
@@ -251,11 +255,31 @@ describe('reconcile', () => {
       gone: [],
       drifted: [],
       deletedHere: [idOf(TOMBSTONED)],
-      unusable: [idOf(WITHOUT_EMAIL)],
+      unusable: [idOf(WITHOUT_EMAIL), idOf(MALFORMED)],
       applied: {},
     });
     expect(formatReconcileReport(again)).toContain('applied: nothing to change');
     await expectInStepWithClerk();
+  });
+
+  it('asks Clerk about the users it no longer lists several at a time', async () => {
+    await runBackfill({ em: db.em, client: client() });
+    const gone = Array.from({ length: 30 }, (_, index) => `user_zz_gone_${index}`);
+    await applyUserChanges(
+      db.em.fork(),
+      gone.map((id, index) => ({
+        kind: 'upsert',
+        user: clerkUserSchema.parse(
+          userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 }),
+        ),
+      })),
+    );
+    api().userLookupDelayMs = 20;
+
+    const report = await reconcile({ em: db.em, client: client() });
+
+    expect(report.gone).toEqual([...gone].sort());
+    expect(api().peakConcurrentLookups).toBe(GONE_CHECK_CONCURRENCY);
   });
 
   it('finds nothing to do when the table is in step', async () => {
@@ -266,7 +290,7 @@ describe('reconcile', () => {
 
     expect(report).toMatchObject({
       clerkUsers: USER_COUNT,
-      localUsers: USER_COUNT - 1,
+      localUsers: USER_COUNT - 2,
       missing: [],
       gone: [],
       drifted: [],

@@ -1,5 +1,6 @@
 import type { ClerkClient } from '@clerk/backend';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import pMap from 'p-map';
 import { DeletedClerkUser, User } from '../entities/index.ts';
 import {
   applyUserChanges,
@@ -11,11 +12,18 @@ import {
   chooseEmail,
   chooseTimezone,
   clerkUserSchema,
+  trimClerkUser,
 } from '../users/clerk-user.ts';
 import { type ApiRetryEvents, PAGE_SIZE, readUserPages, userExists } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 
 const LOCAL_BATCH = 5_000;
+/**
+ * How many "is this user gone?" requests are in flight at once: after a mass deletion in Clerk
+ * there can be thousands, and one at a time they would take an hour against the real API.
+ * Kept well under Clerk's rate limits; a 429 still waits as Retry-After says.
+ */
+export const GONE_CHECK_CONCURRENCY = 8;
 
 export interface Drift {
   clerkUserId: string;
@@ -29,13 +37,13 @@ export interface ReconcileReport {
   localUsers: number;
   /** In Clerk, not here. */
   missing: string[];
-  /** Here, and Clerk says the user does not exist (checked one by one). */
+  /** Here, and Clerk says the user does not exist (asked for each one). */
   gone: string[];
   /** Email or timezone differ. */
   drifted: Drift[];
   /** Deleted here by a user.deleted, yet listed by Clerk: left deleted. */
   deletedHere: string[];
-  /** Clerk users that cannot be stored (no email address, malformed). */
+  /** Clerk users that cannot be stored: no email address, or a malformed record. */
   unusable: string[];
   applied?: Partial<Record<ChangeOutcome, number>>;
 }
@@ -54,9 +62,9 @@ export interface ReconcileOptions {
  * gone deleted through the same path as user.deleted (so they leave tombstones).
  */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
-  const clerk = await listClerkUsers(options);
+  const { users: clerk, malformed } = await listClerkUsers(options);
   const report: ReconcileReport = {
-    clerkUsers: clerk.size,
+    clerkUsers: clerk.size + malformed.size,
     localUsers: 0,
     missing: [],
     gone: [],
@@ -71,6 +79,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     report.localUsers += users.length;
     for (const user of users) {
       seenLocally.add(user.clerkUserId);
+      if (malformed.has(user.clerkUserId)) continue;
       const clerkUser = clerk.get(user.clerkUserId);
       if (!clerkUser) {
         goneCandidates.push(user.clerkUserId);
@@ -91,11 +100,13 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     else if (!chooseEmail(clerkUser)) report.unusable.push(id);
     else report.missing.push(id);
   }
+  report.unusable.push(...malformed);
   // A user deleted in Clerk while the list was being read shifts its pages; only a user that
   // Clerk itself says is gone counts as gone.
-  for (const id of goneCandidates) {
-    if (!(await userExists(options.client, id, options.api))) report.gone.push(id);
-  }
+  const exists = await pMap(goneCandidates, (id) => userExists(options.client, id, options.api), {
+    concurrency: GONE_CHECK_CONCURRENCY,
+  });
+  report.gone = goneCandidates.filter((_, index) => !exists[index]);
 
   if (options.apply) {
     const changes: UserChange[] = [
@@ -122,20 +133,28 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   return report;
 }
 
-async function listClerkUsers(options: ReconcileOptions): Promise<Map<string, ClerkUser>> {
+/**
+ * Every Clerk user, trimmed to what the rules read (a whole instance is held in memory), and
+ * the ids of the records that are not valid Clerk users.
+ */
+async function listClerkUsers(
+  options: ReconcileOptions,
+): Promise<{ users: Map<string, ClerkUser>; malformed: Set<string> }> {
   const users = new Map<string, ClerkUser>();
+  const malformed = new Set<string>();
   let started = false;
   for await (const page of readUserPages(options.client, 0, options.api)) {
     if (!started) options.progress?.start(page.totalCount, 0);
     started = true;
     for (const raw of page.users) {
       const parsed = clerkUserSchema.safeParse(raw);
-      if (parsed.success) users.set(parsed.data.id, parsed.data);
+      if (parsed.success) users.set(parsed.data.id, trimClerkUser(parsed.data));
+      else malformed.add(typeof raw.id === 'string' ? raw.id : '(no id)');
     }
     options.progress?.update(page.end, Math.max(page.totalCount, page.end));
   }
   options.progress?.stop();
-  return users;
+  return { users, malformed };
 }
 
 async function* localUsers(em: EntityManager) {
@@ -197,7 +216,7 @@ export function formatReconcileReport(
     `  email drift          ${report.drifted.filter((d) => d.fields.includes('email')).length}${ids(report.drifted.filter((d) => d.fields.includes('email')).map((d) => d.clerkUserId))}`,
     `  timezone drift       ${report.drifted.filter((d) => d.fields.includes('timezone')).length}${ids(report.drifted.filter((d) => d.fields.includes('timezone')).map((d) => d.clerkUserId))}`,
     `  deleted here, still in Clerk (left deleted) ${report.deletedHere.length}${ids(report.deletedHere)}`,
-    `  cannot be stored (no email address) ${report.unusable.length}${ids(report.unusable)}`,
+    `  cannot be stored (no email address, or malformed) ${report.unusable.length}${ids(report.unusable)}`,
   ];
   if (options.showEmails) {
     for (const drift of report.drifted.slice(0, SHOWN_IDS)) {

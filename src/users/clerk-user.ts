@@ -46,6 +46,24 @@ export function chooseEmail(user: ClerkUser): string | undefined {
   return (primary ?? addresses[0])?.email_address;
 }
 
+/**
+ * The same user as far as clerk-sync's rules go (the same email, timezone and `updated_at`),
+ * without the rest of Clerk's payload: metadata, unused addresses, verification details. What
+ * a command holds in memory for each of a whole instance's users.
+ */
+export function trimClerkUser(user: ClerkUser): ClerkUser {
+  const email = chooseEmail(user);
+  const chosen = user.email_addresses.find((address) => address.email_address === email);
+  return {
+    id: user.id,
+    email_addresses: chosen ? [{ id: chosen.id, email_address: chosen.email_address }] : [],
+    primary_email_address_id: chosen?.id ?? null,
+    public_metadata: { timezone: chooseTimezone(user) },
+    unsafe_metadata: null,
+    updated_at: user.updated_at,
+  };
+}
+
 /** A valid IANA name from public metadata, else from unsafe metadata, else 'UTC'. */
 export function chooseTimezone(user: ClerkUser): string {
   return (

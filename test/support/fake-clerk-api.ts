@@ -26,6 +26,10 @@ export interface FakeClerkApi {
   faults: InjectedFault[];
   /** Called with the n-th GET /v1/users (1-based) before it is answered: Clerk changing meanwhile. */
   beforeListRequest?: (requestNumber: number) => void;
+  /** How long each GET /v1/users/:id takes to answer, so that concurrent ones overlap. */
+  userLookupDelayMs: number;
+  /** The most GET /v1/users/:id in flight at once so far. */
+  readonly peakConcurrentLookups: number;
   close(): Promise<void>;
 }
 
@@ -101,7 +105,10 @@ export async function startFakeClerkApi(
 ): Promise<FakeClerkApi> {
   const requests: string[] = [];
   let listRequests = 0;
-  const api: Omit<FakeClerkApi, 'url' | 'close'> = { users, requests, faults };
+  let lookupsInFlight = 0;
+  let peakConcurrentLookups = 0;
+  let userLookupDelayMs = 0;
+  const api: Pick<FakeClerkApi, 'users' | 'requests' | 'faults'> = { users, requests, faults };
   let beforeListRequest: FakeClerkApi['beforeListRequest'];
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
@@ -139,9 +146,16 @@ export async function startFakeClerkApi(
       return send(200, api.users.slice(offset, offset + limit).map(userJson));
     }
     const single = url.pathname.match(/^\/v1\/users\/([^/]+)$/);
-    const user = single && api.users.find((candidate) => candidate.id === single[1]);
-    if (user) return send(200, userJson(user));
-    return send(404, { errors: [{ code: 'resource_not_found', message: 'not found' }] });
+    if (!single)
+      return send(404, { errors: [{ code: 'resource_not_found', message: 'not found' }] });
+    lookupsInFlight++;
+    peakConcurrentLookups = Math.max(peakConcurrentLookups, lookupsInFlight);
+    setTimeout(() => {
+      lookupsInFlight--;
+      const user = api.users.find((candidate) => candidate.id === single[1]);
+      if (user) return send(200, userJson(user));
+      send(404, { errors: [{ code: 'resource_not_found', message: 'not found' }] });
+    }, userLookupDelayMs);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -152,6 +166,15 @@ export async function startFakeClerkApi(
     },
     set users(value) {
       api.users = value;
+    },
+    get userLookupDelayMs() {
+      return userLookupDelayMs;
+    },
+    set userLookupDelayMs(ms) {
+      userLookupDelayMs = ms;
+    },
+    get peakConcurrentLookups() {
+      return peakConcurrentLookups;
     },
     get beforeListRequest() {
       return beforeListRequest;
