@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 
 let ticksPerSecond: number | undefined;
@@ -14,6 +14,25 @@ export async function processCpuMicros(pid: number): Promise<number> {
   return (ticks / ticksPerSecond) * 1e6;
 }
 
+/**
+ * CPU time all of PostgreSQL's processes have used so far, in microseconds: the live ones, and
+ * through the postmaster's count of its reaped children, the backends that have exited. Only
+ * for a server on this machine; processes this user may not read are skipped.
+ */
+export async function postgresCpuMicros(): Promise<number> {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  let ticks = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (!stat.includes('(postgres)')) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime, stime, cutime, cstime
+    ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index]), 0);
+  }
+  return (ticks / ticksPerSecond) * 1e6;
+}
+
 /** CPU time Redis has used so far (its INFO cpu section), in microseconds. */
 export async function redisCpuMicros(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
@@ -25,4 +44,22 @@ export async function redisCpuMicros(redis: Redis): Promise<number> {
 export function ownCpuMicros(): number {
   const usage = process.cpuUsage();
   return usage.user + usage.system;
+}
+
+/** The machine's CPU time so far, busy and in all, in clock ticks, from /proc/stat. */
+export async function machineCpuTicks(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const [idle = 0, iowait = 0] = ticks.slice(3, 5);
+  const busy = ticks.reduce((sum, value) => sum + value, 0) - idle - iowait;
+  return { busy, total: busy + idle + iowait };
+}
+
+/** Of all CPU time between two readings, the share that was busy, in percent. */
+export function busyPercent(
+  from: { busy: number; total: number },
+  to: { busy: number; total: number },
+): number {
+  return (100 * (to.busy - from.busy)) / Math.max(1, to.total - from.total);
 }

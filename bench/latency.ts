@@ -1,9 +1,18 @@
 import { countRows } from '../test/support/database.ts';
+import {
+  busyPercent,
+  machineCpuTicks,
+  ownCpuMicros,
+  postgresCpuMicros,
+  processCpuMicros,
+  redisCpuMicros,
+} from './cpu.ts';
 import { waitUntilDrained } from './drain.ts';
 import {
   baseUrl,
   freshDatabase,
   freshQueue,
+  harnessRedis,
   Scope,
   SECRET,
   startReceiver,
@@ -35,6 +44,16 @@ export interface LatencyResult {
   processingP50Ms: number;
   processingP99Ms: number;
   failed: number;
+  /** How busy the machine's cores were while the measured deliveries were sent, in percent. */
+  machineBusyPercent: number;
+  /** CPU each process spent per delivery over the same period, in microseconds. */
+  cpuMicrosPerDelivery: {
+    sender: number;
+    receiver: number;
+    redis: number;
+    worker: number;
+    postgres: number;
+  };
   /** Users written, warm-up included: equal to the deliveries accepted. */
   rows: number;
   acceptedInAll: number;
@@ -61,10 +80,22 @@ export function measureLatency(options: LatencyOptions): Promise<LatencyResult> 
     });
     await waitUntilDrained(queue, [receiver, worker]);
     const measuredSince = Date.now();
+    const readCpu = async () => ({
+      machine: await machineCpuTicks(),
+      sender: ownCpuMicros(),
+      receiver: await processCpuMicros(receiver.pid),
+      redis: await redisCpuMicros(harnessRedis()),
+      worker: await processCpuMicros(worker.pid),
+      postgres: await postgresCpuMicros(),
+    });
+    const cpuBefore = await readCpu();
     const sender = await sendSteadily(url, SECRET, {
       ratePerSecond: options.ratePerSecond,
       seconds: options.seconds,
     });
+    const cpuAfter = await readCpu();
+    const perDelivery = (key: Exclude<keyof typeof cpuAfter, 'machine'>) =>
+      (cpuAfter[key] - cpuBefore[key]) / Math.max(1, sender.accepted);
     await waitUntilDrained(queue, [receiver, worker]);
 
     // Completed jobs carry both processedOn (taken by the worker) and finishedOn.
@@ -92,6 +123,14 @@ export function measureLatency(options: LatencyOptions): Promise<LatencyResult> 
       processingP50Ms: percentile(processing, 50),
       processingP99Ms: percentile(processing, 99),
       failed,
+      machineBusyPercent: busyPercent(cpuBefore.machine, cpuAfter.machine),
+      cpuMicrosPerDelivery: {
+        sender: perDelivery('sender'),
+        receiver: perDelivery('receiver'),
+        redis: perDelivery('redis'),
+        worker: perDelivery('worker'),
+        postgres: perDelivery('postgres'),
+      },
       rows,
       acceptedInAll: warmup.accepted + sender.accepted,
       receiverPeakRssMiB: receiverStop.peakRssMiB,

@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import type { BackfillBenchResult } from './backfill.ts';
 import type { DrainResult } from './drain.ts';
 import type { IngestResult, IngestSummary } from './ingest.ts';
@@ -101,7 +102,7 @@ export function tableRows(m: Measurements): Row[] {
     limitRow(
       `receipt-to-row p99 at ${m.latencyRatePerSecond}/s`,
       m.latency.p99Ms,
-      `${ms(m.latency.p99Ms)} (p50 ${ms(m.latency.p50Ms)}, max ${ms(m.latency.maxMs)})`,
+      `${ms(m.latency.p99Ms)} (p50 ${ms(m.latency.p50Ms)}, max ${ms(m.latency.maxMs)}); CPU ${Math.round(m.latency.machineBusyPercent)}% busy`,
       TARGETS.receiptToRowP99Ms,
       'ms',
     ),
@@ -113,6 +114,20 @@ export function tableRows(m: Measurements): Row[] {
       target: `≥ ${perSecond(TARGETS.backfillUsersPerSecond)}`,
       result:
         m.backfill.firstRun.usersPerSecond >= TARGETS.backfillUsersPerSecond ? 'pass' : 'FAIL',
+    },
+    ratioRow(
+      'backfill: PostgreSQL alone',
+      `${perSecond(m.backfill.postgresAlone.usersPerSecond)}, 1 connection`,
+      `import: ${perSecond(m.backfill.firstRun.usersPerSecond)}`,
+      m.backfill.postgresAlone.usersPerSecond / m.backfill.firstRun.usersPerSecond,
+    ),
+    {
+      metric: 'backfill: ceiling, writes free',
+      value: perSecond(m.backfill.ceilingUsersPerSecond),
+      baseline: 'all cores ÷ CPU per user (below)',
+      ratio: '',
+      target: '',
+      result: '',
     },
     limitRow(
       'peak RSS: receiver',
@@ -272,4 +287,47 @@ export function formatCpuPerDelivery(ingest: IngestResult): string {
     return `  ${target.padEnd(13)} ${parts.join(', ')} (total ${Math.round(service + redis + loadGenerator)})`;
   });
   return ['ingest CPU per delivery, µs (PostgreSQL not counted):', ...lines].join('\n');
+}
+
+/**
+ * Where the backfill's CPU goes, per user: its own and the stand-in API's in the dry run and the
+ * import, and PostgreSQL's for the import's statements; with the ceiling those set on this
+ * machine even if the writes cost the command nothing.
+ */
+export function formatBackfillCpu(backfill: BackfillBenchResult): string {
+  const run = (label: string, figures: { backfill: number; api: number }, postgres?: number) => {
+    const parts = [`backfill ${Math.round(figures.backfill)}`, `API ${Math.round(figures.api)}`];
+    if (postgres !== undefined) parts.push(`PostgreSQL ${Math.round(postgres)}`);
+    const total = figures.backfill + figures.api + (postgres ?? 0);
+    return `  ${label.padEnd(8)} ${parts.join(', ')} (total ${Math.round(total)})`;
+  };
+  const postgres = backfill.postgresAlone.backendCpuMicrosPerUser;
+  const { dryRun, firstRun } = backfill;
+  const reading = dryRun.cpuMicrosPerUser.backfill + dryRun.cpuMicrosPerUser.api;
+  return [
+    'backfill CPU per user, µs (PostgreSQL: its backend doing the same statements alone):',
+    run('dry run', dryRun.cpuMicrosPerUser),
+    run('import', firstRun.cpuMicrosPerUser, postgres),
+    `  ceiling with writes free: ${cpus().length} cores ÷ (reading ${Math.round(reading)} + PostgreSQL ${Math.round(postgres)}) = ${perSecond(backfill.ceilingUsersPerSecond)}`,
+  ].join('\n');
+}
+
+/**
+ * Where the CPU went per delivery at the steady rate: the p99 is queueing for the cores, so the
+ * total, times the rate, says how busy they were.
+ */
+export function formatLatencyCpu(latency: LatencyResult, ratePerSecond: number): string {
+  const figures = latency.cpuMicrosPerDelivery;
+  const parts = Object.entries({
+    sender: figures.sender,
+    receiver: figures.receiver,
+    Redis: figures.redis,
+    worker: figures.worker,
+    PostgreSQL: figures.postgres,
+  }).map(([name, micros]) => `${name} ${Math.round(micros)}`);
+  const total = Object.values(figures).reduce((sum, micros) => sum + micros, 0);
+  return [
+    `receipt-to-row CPU per delivery at ${ratePerSecond}/s, µs:`,
+    `  ${parts.join(', ')} (total ${Math.round(total)}); the cores were ${Math.round(latency.machineBusyPercent)}% busy`,
+  ].join('\n');
 }

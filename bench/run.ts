@@ -20,7 +20,9 @@ import { measurePgbench, PGBENCH_CLIENTS } from './postgres-baseline.ts';
 import { formatProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import {
   consistencyChecks,
+  formatBackfillCpu,
   formatCpuPerDelivery,
+  formatLatencyCpu,
   formatTable,
   type Measurements,
   peakRss,
@@ -114,17 +116,18 @@ try {
     `latency: receipt-to-row p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms over ${latency.measured} deliveries ` +
       `(queued p50 ${latency.queuedP50Ms}/p99 ${latency.queuedP99Ms} ms, processing p50 ` +
       `${latency.processingP50Ms}/p99 ${latency.processingP99Ms} ms; ` +
-      `sent at ${latency.sender.ratePerSecond.toFixed(1)}/s; peak RSS receiver ` +
+      `sent at ${latency.sender.ratePerSecond.toFixed(1)}/s; CPU ${Math.round(latency.machineBusyPercent)}% busy; peak RSS receiver ` +
       `${Math.round(latency.receiverPeakRssMiB)} MiB, worker ${Math.round(latency.workerPeakRssMiB)} MiB)`,
   );
 
   progress(
-    `backfill: ${settings.backfillUsers} users from a local API: a dry run, the import, a re-run`,
+    `backfill: ${settings.backfillUsers} users from a local API: a dry run, the import, a re-run; PostgreSQL alone`,
   );
   const backfill = await measureBackfill({ users: settings.backfillUsers });
   progress(
     `backfill: dry run ${backfill.dryRun.usersPerSecond} users/s, import ${backfill.firstRun.usersPerSecond} users/s, ` +
-      `re-run ${backfill.rerun.usersPerSecond} users/s (${backfill.rows} users stored)`,
+      `re-run ${backfill.rerun.usersPerSecond} users/s (${backfill.rows} users stored); PostgreSQL alone ` +
+      `${Math.round(backfill.postgresAlone.usersPerSecond)} users/s`,
   );
 
   let profile: { drain: DrainResult; summary: ProfileSummary } | undefined;
@@ -181,6 +184,8 @@ try {
     `ingest: median of ${settings.rounds} round(s) of ${settings.roundSeconds} s, ${settings.connections} connections; load generator, services, PostgreSQL and Redis share this machine.`,
   );
   console.log(formatCpuPerDelivery(measurements.ingest));
+  console.log(formatLatencyCpu(measurements.latency, settings.latencyRatePerSecond));
+  console.log(formatBackfillCpu(measurements.backfill));
   console.log(`receipt-to-row: ${RECEIPT_TO_ROW}.`);
   console.log(
     `load average ${loadAtStart[0]?.toFixed(2)} at the start, ${loadavg()[0]?.toFixed(2)} at the end, ` +

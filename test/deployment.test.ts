@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { inspectQueue, removeQueue, uniqueQueueName } from './support/queue.ts';
 import { TEST_SECRET } from './support/svix.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -36,6 +37,7 @@ describe('Dockerfile', () => {
     const [command, ...args] = execForm(/^CMD (\[.*\])$/m);
     expect(command).toBe('node');
     const port = 30_000 + Math.floor(Math.random() * 20_000);
+    const queueName = uniqueQueueName();
     const env = {
       ...process.env,
       NODE_ENV: 'production',
@@ -43,7 +45,7 @@ describe('Dockerfile', () => {
       CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
       PORT: String(port),
       HEALTH_PORT: String(port),
-      QUEUE_NAME: `test-image-${port}`,
+      QUEUE_NAME: queueName,
       LOG_LEVEL: 'warn',
     };
     const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
@@ -65,6 +67,7 @@ describe('Dockerfile', () => {
     const [code] = await new Promise<[number | null]>((resolve) =>
       child.once('exit', (exitCode) => resolve([exitCode])),
     );
+    await removeQueue(inspectQueue(queueName));
     expect(code).toBe(0);
   });
 
