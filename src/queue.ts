@@ -1,6 +1,7 @@
 import { type DefaultJobOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
+import { reportBullErrors } from './redis.ts';
 
 /** The Clerk event types the worker turns into rows; every other type is acknowledged and counted. */
 export const USER_EVENT_TYPES = ['user.created', 'user.updated', 'user.deleted'] as const;
@@ -102,6 +103,6 @@ export function createQueue(
     prefix,
     defaultJobOptions: DEFAULT_JOB_OPTIONS,
   });
-  queue.on('error', (error) => log.warn({ err: error }, 'queue connection error'));
+  queue.on('error', reportBullErrors(connection, log, 'queue error'));
   return queue;
 }

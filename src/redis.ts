@@ -47,6 +47,23 @@ export async function answersPing(connection: Redis): Promise<boolean> {
   return isReady(connection) && (await connection.ping()) === 'PONG';
 }
 
+/**
+ * An 'error' listener for a BullMQ queue or worker on `connection`. While Redis is unreachable,
+ * BullMQ passes on the failure of every reconnect attempt of each of its connections, every
+ * 2 s for as long as the outage lasts; the connection reports the outage once, and its
+ * recovery, so those go to debug. Any other error is logged as it comes.
+ */
+export function reportBullErrors(
+  connection: Redis,
+  log: Logger,
+  message: string,
+): (error: Error) => void {
+  return (error) => {
+    if (isReady(connection)) log.error({ err: error }, message);
+    else log.debug({ err: error }, message);
+  };
+}
+
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */
 export function createWorkerConnection(url: string, log: Logger): Redis {
   return createConnection(url, log, { maxRetriesPerRequest: null, connectTimeout: 5_000 });

@@ -4,6 +4,7 @@ import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
 import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
+import { reportBullErrors } from '../redis.ts';
 import type { UserChange } from '../users/apply-user-changes.ts';
 import { handlerContext } from './context.ts';
 import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
@@ -116,6 +117,6 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     (final ? metrics.failed : metrics.retried).inc({ type: job.data.event.type });
   });
-  worker.on('error', (error) => log.error({ err: error }, 'worker error'));
+  worker.on('error', reportBullErrors(options.connection, log, 'worker error'));
   return worker;
 }

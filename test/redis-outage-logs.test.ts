@@ -1,0 +1,63 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startReceiver } from '../src/services/receiver.ts';
+import { startWorker } from '../src/services/worker.ts';
+import { testConfig } from './support/config.ts';
+import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { capturingLogger } from './support/logs.ts';
+import { uniqueQueueName } from './support/queue.ts';
+
+/** Nothing listens here: Redis stays unreachable for the whole test. */
+const UNREACHABLE_REDIS = 'redis://127.0.0.1:1';
+/** Long enough for several reconnect attempts (after 0.2, 0.6, 1.2 and 2 s). */
+const OUTAGE_MS = 3_000;
+
+let db: TestDatabase;
+const stops: (() => Promise<void>)[] = [];
+beforeAll(async () => {
+  db = await createTestDatabase({ migrate: false });
+});
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+});
+afterAll(() => db?.drop());
+
+/** Warnings and errors about the refused connection. */
+function outageLines(records: Record<string, unknown>[]) {
+  return records.filter(
+    (record) => Number(record.level) >= 40 && JSON.stringify(record).includes('ECONNREFUSED'),
+  );
+}
+
+describe('a Redis outage in the logs', () => {
+  const config = () =>
+    testConfig({
+      DATABASE_URL: db.url,
+      REDIS_URL: UNREACHABLE_REDIS,
+      QUEUE_NAME: uniqueQueueName(),
+    });
+
+  it('is one warning from the receiver, not one per reconnect attempt', async () => {
+    const { log, records } = capturingLogger();
+    const receiver = await startReceiver(config(), log);
+    stops.push(() => receiver.stop());
+    await sleep(OUTAGE_MS);
+
+    expect(outageLines(records())).toEqual([
+      expect.objectContaining({ level: 40, msg: 'redis connection error' }),
+    ]);
+    expect(records().filter((record) => record.msg === 'queue error').length).toBeGreaterThan(1);
+  });
+
+  it('is one warning from the worker, not one per reconnect attempt of each connection', async () => {
+    const { log, records } = capturingLogger();
+    const worker = await startWorker(config(), log);
+    stops.push(() => worker.stop());
+    await sleep(OUTAGE_MS);
+
+    expect(outageLines(records())).toEqual([
+      expect.objectContaining({ level: 40, msg: 'redis connection error' }),
+    ]);
+    expect(records().filter((record) => record.msg === 'worker error').length).toBeGreaterThan(2);
+  });
+});
