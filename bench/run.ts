@@ -3,9 +3,9 @@
  * against a baseline measured in the same run on this machine. Prints progress, then one table,
  * and writes bench/results/latest.json. Exits 0 whether or not the targets are met, 1 if the
  * harness itself failed. Knobs: BENCH_QUICK=1 (a short run), BENCH_JOBS, BENCH_ROUNDS,
- * BENCH_ROUND_SECONDS, BENCH_CONNECTIONS, BENCH_LATENCY_SECONDS, BENCH_BACKFILL_USERS, and
- * BENCH_PROFILE=1 for one more drain under --cpu-prof (profile in bench/results/, summary
- * printed).
+ * BENCH_ROUND_SECONDS, BENCH_CONNECTIONS, BENCH_LATENCY_RATE, BENCH_LATENCY_SECONDS,
+ * BENCH_BACKFILL_USERS, and BENCH_PROFILE=1 for one more drain under --cpu-prof (profile in
+ * bench/results/, summary printed).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
@@ -47,7 +47,7 @@ const settings = {
   /** The unbatched "before" run is several times slower: a quarter as many jobs give its rate. */
   unbatchedDrainJobs: Math.ceil(drainJobs / 4),
   pgbenchSeconds: quick ? 3 : 10,
-  latencyRatePerSecond: 300,
+  latencyRatePerSecond: knob('BENCH_LATENCY_RATE', 300, 300),
   latencySeconds: knob('BENCH_LATENCY_SECONDS', 12, 4),
   latencyWarmupSeconds: quick ? 1 : 3,
   backfillUsers: knob('BENCH_BACKFILL_USERS', 50_000, 10_000),
