@@ -76,6 +76,19 @@ function client() {
   );
 }
 
+/** Stores users here, as webhooks would have, whom Clerk neither lists nor finds. */
+async function storeUsersClerkDoesNotHave(ids: string[]): Promise<void> {
+  await applyUserChanges(
+    db.em.fork(),
+    ids.map((id, index) => ({
+      kind: 'upsert',
+      user: clerkUserSchema.parse(
+        userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 }),
+      ),
+    })),
+  );
+}
+
 /**
  * Everything in step first (a backfill), then drift of every kind: rows removed behind the
  * service's back, users Clerk no longer has, local edits of email and timezone, and a user
@@ -84,15 +97,7 @@ function client() {
 async function setUpDrift(): Promise<void> {
   await runBackfill({ em: db.em, client: client() });
   await sql(db, 'delete from users where clerk_user_id in (?)', [MISSING.map(idOf)]);
-  await applyUserChanges(
-    db.em.fork(),
-    GONE.map((id, index) => ({
-      kind: 'upsert',
-      user: clerkUserSchema.parse(
-        userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 }),
-      ),
-    })),
-  );
+  await storeUsersClerkDoesNotHave(GONE);
   for (const index of [...EMAIL_DRIFT, BOTH_DRIFT]) {
     await sql(db, 'update users set email = ? where clerk_user_id = ?', [
       `local.edit.${index}@example.com`,
@@ -265,15 +270,7 @@ describe('reconcile', () => {
   it('asks Clerk about the users it no longer lists several at a time', async () => {
     await runBackfill({ em: db.em, client: client() });
     const gone = Array.from({ length: 30 }, (_, index) => `user_zz_gone_${index}`);
-    await applyUserChanges(
-      db.em.fork(),
-      gone.map((id, index) => ({
-        kind: 'upsert',
-        user: clerkUserSchema.parse(
-          userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 }),
-        ),
-      })),
-    );
+    await storeUsersClerkDoesNotHave(gone);
     api().userLookupDelayMs = 20;
 
     const report = await reconcile({ em: db.em, client: client() });

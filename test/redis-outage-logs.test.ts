@@ -37,27 +37,21 @@ describe('a Redis outage in the logs', () => {
       QUEUE_NAME: uniqueQueueName(),
     });
 
-  it('is one warning from the receiver, not one per reconnect attempt', async () => {
+  it.each([
+    { process: 'receiver', start: startReceiver, bullMessage: 'queue error' },
+    { process: 'worker', start: startWorker, bullMessage: 'worker error' },
+  ])('is one warning from the $process, not one per reconnect attempt', async (scenario) => {
     const { log, records } = capturingLogger();
-    const receiver = await startReceiver(config(), log);
-    stops.push(() => receiver.stop());
+    const started = await scenario.start(config(), log);
+    stops.push(() => started.stop());
     await sleep(OUTAGE_MS);
 
     expect(outageLines(records())).toEqual([
       expect.objectContaining({ level: 40, msg: 'redis connection error' }),
     ]);
-    expect(records().filter((record) => record.msg === 'queue error').length).toBeGreaterThan(1);
-  });
-
-  it('is one warning from the worker, not one per reconnect attempt of each connection', async () => {
-    const { log, records } = capturingLogger();
-    const worker = await startWorker(config(), log);
-    stops.push(() => worker.stop());
-    await sleep(OUTAGE_MS);
-
-    expect(outageLines(records())).toEqual([
-      expect.objectContaining({ level: 40, msg: 'redis connection error' }),
-    ]);
-    expect(records().filter((record) => record.msg === 'worker error').length).toBeGreaterThan(2);
+    // BullMQ did report each attempt; at debug.
+    const attempts = records().filter((record) => record.msg === scenario.bullMessage);
+    expect(attempts.length).toBeGreaterThan(1);
+    expect(attempts.every((record) => record.level === 20)).toBe(true);
   });
 });
