@@ -4,14 +4,30 @@ import type { Redis } from 'ioredis';
 
 let ticksPerSecond: number | undefined;
 
+function ticksToMicros(ticks: number): number {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  return (ticks / ticksPerSecond) * 1e6;
+}
+
+/**
+ * The fields of /proc/<pid>/stat after the command name (which is in parentheses and may hold
+ * spaces), and that name; undefined when the process is gone or may not be read.
+ */
+async function readStat(pid: number | string) {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return undefined;
+  const close = stat.lastIndexOf(')');
+  return {
+    command: stat.slice(stat.indexOf('(') + 1, close),
+    fields: stat.slice(close + 2).split(' '),
+  };
+}
+
 /** CPU time (user + system) a process has used so far, in microseconds, from /proc/<pid>/stat. */
 export async function processCpuMicros(pid: number): Promise<number> {
-  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return (ticks / ticksPerSecond) * 1e6;
+  const stat = await readStat(pid);
+  if (!stat) throw new Error(`process ${pid} is gone`);
+  return ticksToMicros(Number(stat.fields[11]) + Number(stat.fields[12]));
 }
 
 /**
@@ -20,17 +36,15 @@ export async function processCpuMicros(pid: number): Promise<number> {
  * for a server on this machine; processes this user may not read are skipped.
  */
 export async function postgresCpuMicros(): Promise<number> {
-  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
   let ticks = 0;
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    if (!stat.includes('(postgres)')) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime, stime, cutime, cstime
-    ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(fields[index]), 0);
+    const stat = await readStat(entry);
+    if (stat?.command !== 'postgres') continue;
+    // utime, stime, and the children's cutime, cstime
+    ticks += [11, 12, 13, 14].reduce((sum, index) => sum + Number(stat.fields[index]), 0);
   }
-  return (ticks / ticksPerSecond) * 1e6;
+  return ticksToMicros(ticks);
 }
 
 /** CPU time Redis has used so far (its INFO cpu section), in microseconds. */

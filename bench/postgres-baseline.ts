@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { defaultPreferences } from '../src/entities/index.ts';
 import { countRows, SERVER_URL } from '../test/support/database.ts';
+import { generateUsers } from '../test/support/fake-clerk-api.ts';
 import { processCpuMicros } from './cpu.ts';
 import { freshDatabase, Scope } from './fixtures.ts';
 
@@ -83,12 +85,17 @@ export function measurePostgresBackfill(users: number): Promise<PostgresBackfill
     const pid = rows[0]?.pid as number;
     const list = (values: string[]) =>
       values.map((value) => client.escapeLiteral(value)).join(', ');
+    const generated = generateUsers(users);
     const pages = Array.from({ length: Math.ceil(users / BACKFILL_PAGE) }, (_, page) =>
-      Array.from({ length: Math.min(BACKFILL_PAGE, users - page * BACKFILL_PAGE) }, (_, index) => {
-        const n = page * BACKFILL_PAGE + index;
-        return { id: `user_${String(n).padStart(8, '0')}floor`, email: `person${n}@example.com` };
-      }),
+      generated.slice(page * BACKFILL_PAGE, (page + 1) * BACKFILL_PAGE),
     );
+    const preferences = defaultPreferences('UTC');
+    const preferencesValues = [
+      client.escapeLiteral(JSON.stringify(preferences.customHours)),
+      client.escapeLiteral(preferences.theme),
+      client.escapeLiteral(JSON.stringify(preferences.communicationPreferences)),
+      String(preferences.onboardingCompleted),
+    ].join(', ');
 
     const cpuBefore = await processCpuMicros(pid);
     const startedAt = performance.now();
@@ -111,15 +118,15 @@ export function measurePostgresBackfill(users: number): Promise<PostgresBackfill
         const batch = pageUsers.slice(start, start + INSERT_BATCH);
         const inserted = await client.query<{ id: string }>(
           `insert into "users" ("clerk_user_id", "email", "timezone", "clerk_updated_at") values ${batch
-            .map((user) => `(${list([user.id, user.email])}, 'UTC', '2024-01-01T00:00:00.500Z')`)
+            .map(
+              (user) =>
+                `(${list([user.id, user.email ?? ''])}, 'UTC', '${new Date(user.updatedAt).toISOString()}')`,
+            )
             .join(', ')} returning "id", "created_at", "updated_at"`,
         );
         await client.query(
           `insert into "user_preferences" ("user_id", "custom_hours", "theme", "communication_preferences", "onboarding_completed") values ${inserted.rows
-            .map(
-              (row) =>
-                `('${row.id}', '{"start":"09:00","end":"17:00","timezone":"UTC"}', 'modern', '{"email":true,"sms":false,"in_app":true}', false)`,
-            )
+            .map((row) => `('${row.id}', ${preferencesValues})`)
             .join(', ')} returning "id", "created_at", "updated_at"`,
         );
       }

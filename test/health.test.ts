@@ -62,7 +62,6 @@ async function checkHealth(baseUrl: string) {
   };
 }
 
-/** Redis connects in the background after start-up; until it is ready, health rightly says 503. */
 /** Plain 'data' listeners rather than pipe(), which would resume a paused socket on 'drain'. */
 function relay(from: Socket, to: Socket): void {
   from.on('data', (chunk) => to.write(chunk));

@@ -103,17 +103,16 @@ export async function startFakeClerkApi(
   users: FakeUser[],
   faults: InjectedFault[] = [],
 ): Promise<FakeClerkApi> {
-  const requests: string[] = [];
   let listRequests = 0;
   let lookupsInFlight = 0;
-  let peakConcurrentLookups = 0;
-  let userLookupDelayMs = 0;
-  const api: Pick<FakeClerkApi, 'users' | 'requests' | 'faults'> = { users, requests, faults };
-  let beforeListRequest: FakeClerkApi['beforeListRequest'];
+  // What the tests read and change while the server runs; the handler reads it from here.
+  const api: Omit<FakeClerkApi, 'url' | 'close' | 'peakConcurrentLookups'> & {
+    peakConcurrentLookups: number;
+  } = { users, requests: [], faults, userLookupDelayMs: 0, peakConcurrentLookups: 0 };
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
-    requests.push(`${request.method} ${url.pathname}${url.search}`);
+    api.requests.push(`${request.method} ${url.pathname}${url.search}`);
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       response.writeHead(status, { 'Content-Type': 'application/json', ...headers });
       response.end(JSON.stringify(body));
@@ -126,7 +125,7 @@ export async function startFakeClerkApi(
     }
     if (url.pathname === '/v1/users') {
       listRequests++;
-      beforeListRequest?.(listRequests);
+      api.beforeListRequest?.(listRequests);
       const fault = api.faults.find((candidate) => candidate.onListRequest === listRequests);
       if (fault?.status === 'network') return void request.socket.destroy();
       if (fault) {
@@ -149,40 +148,18 @@ export async function startFakeClerkApi(
     if (!single)
       return send(404, { errors: [{ code: 'resource_not_found', message: 'not found' }] });
     lookupsInFlight++;
-    peakConcurrentLookups = Math.max(peakConcurrentLookups, lookupsInFlight);
+    api.peakConcurrentLookups = Math.max(api.peakConcurrentLookups, lookupsInFlight);
     setTimeout(() => {
       lookupsInFlight--;
       const user = api.users.find((candidate) => candidate.id === single[1]);
       if (user) return send(200, userJson(user));
       send(404, { errors: [{ code: 'resource_not_found', message: 'not found' }] });
-    }, userLookupDelayMs);
+    }, api.userLookupDelayMs);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return {
-    ...api,
-    get users() {
-      return api.users;
-    },
-    set users(value) {
-      api.users = value;
-    },
-    get userLookupDelayMs() {
-      return userLookupDelayMs;
-    },
-    set userLookupDelayMs(ms) {
-      userLookupDelayMs = ms;
-    },
-    get peakConcurrentLookups() {
-      return peakConcurrentLookups;
-    },
-    get beforeListRequest() {
-      return beforeListRequest;
-    },
-    set beforeListRequest(hook) {
-      beforeListRequest = hook;
-    },
+  return Object.assign(api, {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
 }
