@@ -311,6 +311,44 @@ ensure_redis() {
   die "Redis does not answer PONG on $REDIS_HOST:$REDIS_PORT${reply:+ (it said: $reply)}${log:+; see $log}: install Redis 7+ (apt-get install redis-server) and run again"
 }
 
+# ------------------------------------------------------- suite packages
+
+# ensure_packages COMMAND:PACKAGE... : installs each Debian package whose command is missing.
+ensure_packages() {
+  local spec missing=()
+  for spec in "$@"; do
+    have "${spec%%:*}" || missing+=("${spec#*:}")
+  done
+  ((${#missing[@]})) || return 0
+  if [[ $(id -u) -ne 0 ]] || ! have apt-get; then
+    die "missing ${missing[*]}: install them (apt-get install ${missing[*]}) and run again"
+  fi
+  WORK=$(mktemp -d /tmp/prepare-packages.XXXXXX)
+  LOG=$WORK/log
+  if have flock; then
+    exec 8>/tmp/clerk-sync-prepare-packages.lock
+    flock -w 600 8 || die "another prepare.sh is installing packages; timed out waiting for it"
+  fi
+  say "apt-get install ${missing[*]}"
+  if ! run "apt-get install" "${APT[@]}" install --no-install-recommends "${missing[@]}"; then
+    say "apt-get update and retry"
+    run "apt-get update" "${APT[@]}" update || die "apt-get update failed; install ${missing[*]} by hand"
+    run "apt-get install" "${APT[@]}" install --no-install-recommends "${missing[@]}" ||
+      die "could not install ${missing[*]}"
+  fi
+}
+
+# The suites that start servers of their own need their Debian packages:
+#   scripts/prepare.sh infra   pgbouncer, openssl (TLS PostgreSQL and Redis, Sentinel, Cluster)
+#   scripts/prepare.sh ops     prometheus (promtool), chromium
+case ${1:-} in
+  "") ;;
+  infra) ensure_packages /usr/sbin/pgbouncer:pgbouncer openssl:openssl redis-server:redis-server ;;
+  ops) ensure_packages prometheus:prometheus promtool:prometheus chromium:chromium ;;
+  security) ;;
+  *) die "unknown suite '$1' (expected infra, ops or security)" ;;
+esac
+
 # ---------------------------------------------------------------------- main
 
 if [[ -n ${DATABASE_URL:-} ]]; then
