@@ -5,7 +5,7 @@ import type { IngestResult, IngestSummary } from './ingest.ts';
 import type { LatencyResult } from './latency.ts';
 import { PGBENCH_CLIENTS, type PgbenchResult } from './postgres-baseline.ts';
 
-/** The targets. */
+/** The targets each figure is held to. */
 export const TARGETS = {
   ingestVsVerifyOnly: 0.9,
   /** "Well above the inline pattern", read as at least twice its rate. */

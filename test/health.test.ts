@@ -7,7 +7,7 @@ import { testConfig } from './support/config.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
 
-/** SPEC.md: the health check answers within 2 seconds, even when a dependency hangs. */
+/** The health check answers within 2 seconds, even when a dependency hangs. */
 const HEALTH_TIME_BOUND_MS = 2_000;
 const CLOSED_PORT = 1;
 

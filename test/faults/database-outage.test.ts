@@ -10,7 +10,7 @@ import {
   waitUntilDrained,
 } from './support/stack.ts';
 
-/** The issue asks for an outage of 30 s or more. */
+/** An outage long enough to outlast several retries with backoff (30 s or more). */
 const OUTAGE_MS = 31_000;
 const DELIVERY_INTERVAL_MS = 500;
 const DELIVERIES_PER_INTERVAL = 20;
