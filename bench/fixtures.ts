@@ -9,7 +9,7 @@ import { createQueue, type WebhookJobData } from '../src/queue.ts';
 import { dropDatabase, SERVER_URL } from '../test/support/database.ts';
 import { REDIS_URL } from '../test/support/queue.ts';
 import { TEST_SECRET } from '../test/support/svix.ts';
-import { freePort, type Service, startService } from './children.ts';
+import { type Service, startService } from './children.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
@@ -121,13 +121,7 @@ async function start(
   env: Record<string, string>,
   options: { portVariable: string; nodeArgs?: string[] },
 ): Promise<Service> {
-  const port = await freePort();
-  const service = await startService(name, `${ROOT}${script}`, {
-    port,
-    cwd: ROOT,
-    env: { ...env, [options.portVariable]: String(port) },
-    nodeArgs: options.nodeArgs,
-  });
+  const service = await startService(name, script, { ...options, env });
   // Stopped explicitly, for its peak RSS, unless the run failed or was interrupted first.
   scope.defer(() => service.stop().catch(() => undefined));
   return service;

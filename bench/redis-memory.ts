@@ -4,11 +4,6 @@
  * the queue's job counts, showing that retention keeps both bounded.
  *   node bench/redis-memory.ts            (DELIVERIES=20000 for a shorter run)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { loadConfig } from '../src/config.ts';
@@ -17,48 +12,20 @@ import { createQueue } from '../src/queue.ts';
 import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { createTestDatabase } from '../test/support/database.ts';
+import { startPrivateRedis } from '../test/support/redis-server.ts';
 import { newSvixId, signedHeaders, TEST_SECRET } from '../test/support/svix.ts';
 
 const DELIVERIES = Number(process.env.DELIVERIES ?? 100_000);
 const CONNECTIONS = 32;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function usedMemory(redis: Redis): Promise<number> {
   const info = await redis.info('memory');
   return Number(/used_memory:(\d+)/.exec(info)?.[1]);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'clerk-sync-redis-'));
-const redisPort = await freePort();
-const redisServer: ChildProcess = spawn(
-  'redis-server',
-  [
-    '--port',
-    String(redisPort),
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-  ],
-  { stdio: 'ignore' },
-);
-const redisUrl = `redis://127.0.0.1:${redisPort}`;
+const redisServer = await startPrivateRedis();
+const redisUrl = redisServer.url;
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
-// The server may still be starting: ioredis retries until it answers.
-redis.on('error', () => undefined);
-await redis.ping();
 const db = await createTestDatabase();
 const config = loadConfig({
   DATABASE_URL: db.url,
@@ -121,6 +88,5 @@ await queue.close();
 await worker.stop();
 await receiver.stop();
 redis.disconnect();
-redisServer.kill('SIGKILL');
+await redisServer.destroy();
 await db.drop();
-rmSync(dir, { recursive: true, force: true });

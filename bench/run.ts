@@ -62,7 +62,7 @@ const progress = (message: string) =>
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     console.log(`bench: ${signal}, cleaning up`);
-    killAllServices();
+    await killAllServices();
     await Scope.closeAll();
     closeHarnessRedis();
     process.exit(130);

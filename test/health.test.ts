@@ -1,4 +1,3 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
 import { startReceiver } from '../src/services/receiver.ts';
@@ -6,6 +5,7 @@ import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import { startTcpProxy } from './support/tcp-proxy.ts';
 
 /** The health check answers within 2 seconds, even when a dependency hangs. */
 const HEALTH_TIME_BOUND_MS = 2_000;
@@ -62,56 +62,12 @@ async function checkHealth(baseUrl: string) {
   };
 }
 
-/** Plain 'data' listeners rather than pipe(), which would resume a paused socket on 'drain'. */
-function relay(from: Socket, to: Socket): void {
-  from.on('data', (chunk) => to.write(chunk));
-  from.on('close', () => to.destroy());
-}
-
-/**
- * A TCP proxy to a real server. hang() stops it passing bytes either way, so the server
- * seems to accept connections and never answer; recover() lets the held bytes through.
- */
-async function startProxy(targetUrl: string) {
-  const target = new URL(targetUrl);
-  const sockets = new Set<Socket>();
-  let hanging = false;
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => sockets.delete(socket));
-    if (hanging) socket.pause();
-  };
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port), target.hostname);
-    track(client);
-    track(upstream);
-    relay(client, upstream);
-    relay(upstream, client);
-    if (hanging) {
-      client.pause();
-      upstream.pause();
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  const proxy = {
-    url: withPort(targetUrl, port),
-    hang() {
-      hanging = true;
-      for (const socket of sockets) socket.pause();
-    },
-    recover() {
-      hanging = false;
-      for (const socket of sockets) socket.resume();
-    },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+/** A proxy to a real server, which the test can make hang (accept connections, never answer). */
+async function proxyTo(url: string) {
+  const target = new URL(url);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
   cleanUpLater(() => proxy.close());
-  return proxy;
+  return Object.assign(proxy, { url: withPort(url, proxy.port) });
 }
 
 describe('GET /api/v1/health on the receiver', () => {
@@ -130,7 +86,7 @@ describe('GET /api/v1/health on the receiver', () => {
   });
 
   it('answers 503 with database disconnected once nothing listens at DATABASE_URL', async () => {
-    const database = await startProxy(db.url);
+    const database = await proxyTo(db.url);
     const baseUrl = await receiverWith({ databaseUrl: database.url });
     expect((await checkHealth(baseUrl)).status).toBe(200);
 
@@ -142,7 +98,7 @@ describe('GET /api/v1/health on the receiver', () => {
   });
 
   it('answers 503 within 2 s when Redis accepts connections and never answers', async () => {
-    const redis = await startProxy(REDIS_URL);
+    const redis = await proxyTo(REDIS_URL);
     redis.hang();
     const baseUrl = await receiverWith({ redisUrl: redis.url });
     cleanUpLater(async () => redis.recover());
@@ -154,8 +110,8 @@ describe('GET /api/v1/health on the receiver', () => {
   });
 
   it('answers 503 within 2 s when connected dependencies stop answering, and 200 once they recover', async () => {
-    const database = await startProxy(db.url);
-    const redis = await startProxy(REDIS_URL);
+    const database = await proxyTo(db.url);
+    const redis = await proxyTo(REDIS_URL);
     const baseUrl = await receiverWith({ databaseUrl: database.url, redisUrl: redis.url });
     expect((await checkHealth(baseUrl)).status).toBe(200);
 

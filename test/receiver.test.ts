@@ -1,5 +1,4 @@
 import { request } from 'node:http';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +10,10 @@ import { MAX_BODY_BYTES } from '../src/webhooks/clerk-webhook.ts';
 import { testConfig } from './support/config.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger } from './support/logs.ts';
+import { freePort } from './support/processes.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
 import { deliver, newSvixId, OLD_SECRET, signedHeaders, TEST_SECRET } from './support/svix.ts';
+import { startTcpProxy } from './support/tcp-proxy.ts';
 import { waitFor } from './support/wait.ts';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
@@ -364,7 +365,7 @@ describe('POST /webhooks/clerk', () => {
 describe('when Redis is unreachable', () => {
   it('answers 503 within 5 s and reports redis disconnected', async () => {
     const { url } = await startTestReceiver(
-      { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` },
+      { REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
       { waitUntilHealthy: false },
     );
 
@@ -381,12 +382,13 @@ describe('when Redis is unreachable', () => {
   });
 
   it('answers 503 within 5 s when Redis stops answering mid-connection', async () => {
-    const proxy = await startRedisProxy();
+    const redis = new URL(REDIS_URL);
+    const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
     cleanups.push(() => proxy.close());
     const { url } = await startTestReceiver({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` });
     expect((await deliver(url, sampleUserEvent('user.created'))).status).toBe(202);
 
-    proxy.freeze();
+    proxy.hang();
     const started = Date.now();
     const response = await deliver(url, sampleUserEvent('user.created'));
     const elapsedMs = Date.now() - started;
@@ -492,47 +494,3 @@ describe('whatever a client sends', () => {
     );
   });
 });
-
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A TCP relay to the test Redis that can be told to stop passing bytes either way. */
-async function startRedisProxy() {
-  const redis = new URL(REDIS_URL);
-  const sockets = new Set<Socket>();
-  let frozen = false;
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(Number(redis.port || 6379), redis.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => socket.destroy());
-      socket.on('close', () => {
-        sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.on('data', (chunk) => frozen || upstream.write(chunk));
-    upstream.on('data', (chunk) => frozen || client.write(chunk));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    freeze() {
-      frozen = true;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}

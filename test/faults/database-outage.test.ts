@@ -1,14 +1,8 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { JOB_ATTEMPTS } from '../../src/queue.ts';
-import { newUsers, type Outcome, sendAll, tally } from './support/load.ts';
-import { health, metricTotal, type ServiceProcess } from './support/services.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
+import { newUsers, type Outcome, sendAll, tally } from '../support/load.ts';
+import { health, metricTotal, type ServiceProcess } from '../support/services.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
 /** An outage long enough to outlast several retries with backoff (30 s or more). */
 const OUTAGE_MS = 31_000;
@@ -20,19 +14,17 @@ const DELIVERIES_PER_INTERVAL = 20;
  */
 const RECOVERY_LIMIT_MS = OUTAGE_MS + 30_000;
 
-let stack: FaultStack;
+const stack = useFaultStack();
 let receiver: ServiceProcess;
 let worker: ServiceProcess;
 const users = new Set<string>();
 
 beforeAll(async () => {
-  stack = await startFaultStack();
   [receiver, worker] = await Promise.all([
     stack.startReceiver(),
     stack.startWorker({ WORKER_LOCK_DURATION_MS: '2000' }),
   ]);
 });
-afterAll(() => stack?.stop());
 
 it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker process survives it', async () => {
   const startedAt = performance.now();

@@ -1,14 +1,8 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { COMMIT_TIMEOUT_MS } from '../../src/workers/webhook-worker.ts';
-import { newUsers, sendAll, tally } from './support/load.ts';
-import { health, type ServiceProcess } from './support/services.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
+import { newUsers, sendAll, tally } from '../support/load.ts';
+import { health, type ServiceProcess } from '../support/services.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
 /**
  * Each stalled connection the worker still holds can cost one batch a commit timeout before the
@@ -16,16 +10,14 @@ import {
  */
 const RECOVERY_LIMIT_MS = 2 * COMMIT_TIMEOUT_MS + 45_000;
 
-let stack: FaultStack;
+const stack = useFaultStack();
 let receiver: ServiceProcess;
 let worker: ServiceProcess;
 const users = new Set<string>();
 
 beforeAll(async () => {
-  stack = await startFaultStack();
   [receiver, worker] = await Promise.all([stack.startReceiver(), stack.startWorker()]);
 });
-afterAll(() => stack?.stop());
 
 it('keeps storing events when its database connections stop answering without a reset', async () => {
   const startedAt = performance.now();

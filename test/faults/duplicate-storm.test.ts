@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { clerkId } from '../../src/clerk/sample-events.ts';
 import { sql } from '../support/database.ts';
 import {
@@ -10,23 +10,13 @@ import {
   tally,
   userCreated,
   userUpdated,
-} from './support/load.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
+} from '../support/load.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
 const USERS = 400;
 const CONCURRENCY = 64;
 
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-});
-afterAll(() => stack?.stop());
+const stack = useFaultStack();
 
 it('stores one user and one preferences row per user from a shuffled, concurrent storm of duplicates', async () => {
   const startedAt = performance.now();

@@ -1,18 +1,17 @@
 import { gzipSync } from 'node:zlib';
 import { Webhook } from 'svix';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { clerkId, sampleUserEvent } from '../../src/clerk/sample-events.ts';
-import { newSvixId, OLD_SECRET, TEST_SECRET } from '../support/svix.ts';
-import { isAcknowledged, send, userCreated } from './support/load.ts';
-import { health, type ServiceProcess } from './support/services.ts';
+import { isAcknowledged, send, userCreated } from '../support/load.ts';
+import { health, type ServiceProcess } from '../support/services.ts';
 import {
   expectExactlyStored,
-  type FaultStack,
   report,
-  startFaultStack,
   storedCounts,
+  useFaultStack,
   waitUntilDrained,
-} from './support/stack.ts';
+} from '../support/stack.ts';
+import { newSvixId, OLD_SECRET, TEST_SECRET } from '../support/svix.ts';
 
 const REQUESTS = 1_500;
 const CONCURRENCY = 16;
@@ -22,11 +21,7 @@ const MIB = 1024 * 1024;
 /** Reproduce a failing run with FAULTS_SEED=<the seed it reported>. */
 const SEED = Number(process.env.FAULTS_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-});
-afterAll(() => stack?.stop());
+const stack = useFaultStack();
 
 interface Junk {
   label: string;

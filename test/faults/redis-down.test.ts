@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import {
   type Delivery,
   isAcknowledged,
@@ -8,15 +8,9 @@ import {
   send,
   sendAll,
   tally,
-} from './support/load.ts';
-import { health, type ServiceProcess } from './support/services.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
+} from '../support/load.ts';
+import { health, type ServiceProcess } from '../support/services.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
 /** SPEC.md: Redis unreachable, the receiver answers 503 within 5 s, so that Svix retries. */
 const UNAVAILABLE_WITHIN_MS = 5_000;
@@ -25,16 +19,14 @@ const HEALTH_WITHIN_MS = 2_000;
 const BATCH = 200;
 const HUNG_DELIVERIES = 32;
 
-let stack: FaultStack;
+const stack = useFaultStack();
 let receiver: ServiceProcess;
 let worker: ServiceProcess;
 const users = new Set<string>();
 
 beforeAll(async () => {
-  stack = await startFaultStack();
   [receiver, worker] = await Promise.all([stack.startReceiver(), stack.startWorker()]);
 });
-afterAll(() => stack?.stop());
 
 /** Svix's side: a delivery answered with anything but 2xx comes again, same svix-id, same body. */
 async function redeliverUntilAcknowledged(outcomes: Outcome[]): Promise<Outcome[]> {

@@ -1,14 +1,8 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { clerkId } from '../../src/clerk/sample-events.ts';
-import { isAcknowledged, send, sendAll, tally, userCreated } from './support/load.ts';
-import { health } from './support/services.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
+import { isAcknowledged, send, sendAll, tally, userCreated } from '../support/load.ts';
+import { health } from '../support/services.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
 const DELIVERIES = 1_500;
 /**
@@ -20,11 +14,7 @@ const DELIVERIES = 1_500;
  */
 const QUIET_BEFORE_KILL_MS = 3_000;
 
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-});
-afterAll(() => stack?.stop());
+const stack = useFaultStack();
 
 it('loses no acknowledged delivery when Redis is killed with SIGKILL and restarted from its append-only file', async () => {
   const startedAt = performance.now();

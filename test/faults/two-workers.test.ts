@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { clerkId } from '../../src/clerk/sample-events.ts';
 import {
   asNewMessage,
@@ -8,25 +8,15 @@ import {
   shuffle,
   tally,
   userCreated,
-} from './support/load.ts';
-import { metricTotal } from './support/services.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
+} from '../support/load.ts';
+import { metricTotal } from '../support/services.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
 const USERS = 1_200;
 const DUPLICATES_AS_NEW_MESSAGES = 400;
 const REDELIVERIES = 200;
 
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-});
-afterAll(() => stack?.stop());
+const stack = useFaultStack();
 
 it('two workers on one queue process each job once and store each user once', async () => {
   const startedAt = performance.now();

@@ -1,25 +1,20 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { clerkId } from '../../src/clerk/sample-events.ts';
-import { waitFor } from '../support/wait.ts';
-import { sendAll, tally, userCreated } from './support/load.ts';
-import { metricTotal } from './support/services.ts';
+import { sendAll, tally, userCreated } from '../support/load.ts';
+import { metricTotal } from '../support/services.ts';
 import {
   expectExactlyStored,
-  type FaultStack,
   report,
-  startFaultStack,
   timeUntil,
+  useFaultStack,
   waitUntilDrained,
-} from './support/stack.ts';
+} from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
 
 const BACKLOG = 1_200;
 const LOCK_DURATION_MS = 2_000;
 
-let stack: FaultStack;
-beforeAll(async () => {
-  stack = await startFaultStack();
-});
-afterAll(() => stack?.stop());
+const stack = useFaultStack();
 
 it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, which stores every user once', async () => {
   const startedAt = performance.now();

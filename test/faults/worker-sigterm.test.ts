@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { clerkId } from '../../src/clerk/sample-events.ts';
+import { sendAll, tally, userCreated } from '../support/load.ts';
+import { metricTotal, type ServiceProcess } from '../support/services.ts';
+import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { sendAll, tally, userCreated } from './support/load.ts';
-import { metricTotal, type ServiceProcess } from './support/services.ts';
-import {
-  expectExactlyStored,
-  type FaultStack,
-  report,
-  startFaultStack,
-  waitUntilDrained,
-} from './support/stack.ts';
 
 const BACKLOG = 1_500;
 const BACKLOG_WHEN_REDIS_DIES = 600;
@@ -25,14 +19,12 @@ const GRACE_PERIOD_MS = 10_000;
  */
 const WORKER_ENV = { WORKER_LOCK_DURATION_MS: '2000' };
 
-let stack: FaultStack;
+const stack = useFaultStack();
 let receiver: ServiceProcess;
 const stored = new Set<string>();
 beforeAll(async () => {
-  stack = await startFaultStack();
   receiver = await stack.startReceiver();
 });
-afterAll(() => stack?.stop());
 
 async function busy(atLeastCompleted: number): Promise<void> {
   await waitFor(

@@ -2,9 +2,8 @@ import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 
 /**
- * A TCP relay on a free loopback port in front of another loopback service (PostgreSQL), which
- * the test can use to cut every connection through it and to refuse new ones, as a network
- * partition or a database restart would look to its clients.
+ * A TCP relay on a free loopback port in front of another loopback service (PostgreSQL, Redis),
+ * which a test uses to make that service look partitioned, restarted, or hung to its clients.
  */
 export interface TcpProxy {
   port: number;
@@ -25,16 +24,30 @@ export interface TcpProxy {
    * vanished without a reset, as a dead host or a dropped route looks. New connections relay.
    */
   stallAll(): void;
+  /** Like stallAll, and new connections are accepted but stalled too: a server that hangs. */
+  hang(): void;
+  /** Every connection relays again, the bytes held meanwhile included. */
+  recover(): void;
   close(): Promise<void>;
+}
+
+/** Relays with plain 'data' listeners rather than pipe(), which would resume a paused socket on 'drain'. */
+function relay(from: Socket, to: Socket): void {
+  from.on('data', (chunk) => to.write(chunk));
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   /** Each relayed connection: the client's socket and the one to the target. */
   const connections = new Set<[Socket, Socket]>();
   let refusing = false;
+  let hanging = false;
   let accepted = 0;
   let refused = 0;
 
+  const pause = ([client, upstream]: [Socket, Socket]) => {
+    client.pause();
+    upstream.pause();
+  };
   const server = createServer((client) => {
     if (refusing) {
       refused++;
@@ -54,8 +67,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
         upstream.destroy();
       });
     }
-    client.pipe(upstream);
-    upstream.pipe(client);
+    relay(client, upstream);
+    relay(upstream, client);
+    if (hanging) pause(connection);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -82,11 +96,17 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       refusing = false;
     },
     stallAll() {
+      for (const connection of connections) pause(connection);
+    },
+    hang() {
+      hanging = true;
+      for (const connection of connections) pause(connection);
+    },
+    recover() {
+      hanging = false;
       for (const [client, upstream] of connections) {
-        client.unpipe(upstream);
-        upstream.unpipe(client);
-        client.pause();
-        upstream.pause();
+        client.resume();
+        upstream.resume();
       }
     },
     async close() {

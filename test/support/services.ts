@@ -1,13 +1,13 @@
-import { fileURLToPath } from 'node:url';
-import { TEST_SECRET } from '../../support/svix.ts';
+import { PROJECT_ROOT } from './cli.ts';
 import { type Child, freePort, spawnChild, tail } from './processes.ts';
+import { TEST_SECRET } from './svix.ts';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const HEALTHY_WITHIN_MS = 20_000;
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
-/** A receiver or worker process, and the base URL of its HTTP port (webhooks, or status). */
+/** A Node server of the project's as a child process, and the base URL of its HTTP port. */
 export interface ServiceProcess extends Child {
+  port: number;
   url: string;
 }
 
@@ -19,35 +19,54 @@ export interface ServiceEnvironment {
 }
 
 /**
- * `npm run start:receiver` / `start:worker` as real processes, minus npm so that signals reach
- * them directly: this Node (24, the project's pinned one, which runs the TypeScript sources
- * as they are) on src/bin/<kind>.ts. Resolves once its health check answers 200.
+ * `node <script>` of the project as a real process, minus npm so that signals reach it
+ * directly: this Node (24, the project's pinned one, which runs the TypeScript sources as they
+ * are), told its port in `portVariable`. Resolves once its GET /api/v1/health answers 200.
  */
-export async function spawnService(
-  kind: 'receiver' | 'worker',
-  environment: ServiceEnvironment,
+export async function spawnNodeServer(
+  name: string,
+  script: string,
+  options: {
+    portVariable: string;
+    env: Record<string, string | undefined>;
+    nodeArgs?: string[];
+    healthyWithinMs?: number;
+  },
 ): Promise<ServiceProcess> {
   if (NODE_MAJOR < 24) {
     throw new Error(
-      `the fault suite needs Node 24 (npx vitest runs the pinned one); this is ${process.version}`,
+      `the process suites need Node 24 (npx vitest runs the pinned one); this is ${process.version}`,
     );
   }
   const port = await freePort();
-  const child = spawnChild(kind, process.execPath, [`src/bin/${kind}.ts`], {
-    cwd: ROOT,
+  const child = spawnChild(name, process.execPath, [...(options.nodeArgs ?? []), script], {
+    cwd: PROJECT_ROOT,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      ...options.env,
+      [options.portVariable]: String(port),
+    },
+  });
+  const service: ServiceProcess = Object.assign(child, { port, url: `http://127.0.0.1:${port}` });
+  await waitUntilHealthy(service, options.healthyWithinMs);
+  return service;
+}
+
+/** `npm run start:receiver` / `start:worker`, as spawnNodeServer runs them. */
+export function spawnService(
+  kind: 'receiver' | 'worker',
+  environment: ServiceEnvironment,
+): Promise<ServiceProcess> {
+  return spawnNodeServer(kind, `src/bin/${kind}.ts`, {
+    portVariable: kind === 'receiver' ? 'PORT' : 'WORKER_METRICS_PORT',
+    env: {
       NODE_ENV: 'test',
       LOG_LEVEL: 'warn',
       CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
-      [kind === 'receiver' ? 'PORT' : 'WORKER_METRICS_PORT']: String(port),
       ...environment,
     },
   });
-  const service: ServiceProcess = Object.assign(child, { url: `http://127.0.0.1:${port}` });
-  await waitUntilHealthy(service);
-  return service;
 }
 
 export interface Health {

@@ -1,16 +1,10 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { expect } from 'vitest';
-import { withTimeout } from '../../../src/timeout.ts';
-import {
-  countRows,
-  createTestDatabase,
-  SERVER_URL,
-  sql,
-  type TestDatabase,
-} from '../../support/database.ts';
-import { uniqueQueueName } from '../../support/queue.ts';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { withTimeout } from '../../src/timeout.ts';
+import { countRows, createTestDatabase, SERVER_URL, sql, type TestDatabase } from './database.ts';
 import { killAllChildren } from './processes.ts';
+import { uniqueQueueName } from './queue.ts';
 import { type PrivateRedis, startPrivateRedis } from './redis-server.ts';
 import { type ServiceProcess, spawnService } from './services.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
@@ -127,6 +121,25 @@ export async function startFaultStack(): Promise<FaultStack> {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * The file's own fault stack, started before its tests and stopped after them. What it returns
+ * stands for the stack once started (a test file's own beforeAll, registered after this call,
+ * may already use it).
+ */
+export function useFaultStack(): FaultStack {
+  let started: FaultStack | undefined;
+  beforeAll(async () => {
+    started = await startFaultStack();
+  });
+  afterAll(() => started?.stop());
+  return new Proxy({} as FaultStack, {
+    get(_, key) {
+      if (!started) throw new Error('the fault stack is used before it started');
+      return Reflect.get(started, key);
+    },
+  });
 }
 
 export interface StoredCounts {

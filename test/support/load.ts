@@ -1,5 +1,5 @@
-import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../../../src/clerk/sample-events.ts';
-import { newSvixId, signedHeaders } from '../../support/svix.ts';
+import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../../src/clerk/sample-events.ts';
+import { newSvixId, signedHeaders } from './svix.ts';
 
 const REQUEST_TIMEOUT_MS = 15_000;
 
