@@ -7,40 +7,48 @@ export interface Progress {
   stop(): void;
 }
 
+/** How often a line is written when the output is not a terminal. */
 const PLAIN_INTERVAL_MS = 5_000;
 
 /**
- * A progress bar (done/total, rate, ETA) on a terminal; elsewhere, a plain line every few
- * seconds that a log collector can keep.
+ * cli-progress's bar (done/total, rate, ETA) on a terminal; elsewhere, its plain-line mode:
+ * a line every few seconds that a log collector can keep.
  */
 export function createProgress(
   label: string,
   stream: NodeJS.WriteStream = process.stderr,
 ): Progress {
-  return stream.isTTY ? barProgress(label, stream) : plainProgress(label, stream);
-}
-
-function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
-  const startedAt = Date.now();
-  let startDone = 0;
+  const terminal = Boolean(stream.isTTY);
   const bar = new Bar(
     {
       stream,
-      format: `${label} [{bar}] {value}/{total} users | {rate} users/s | ETA {eta_formatted}`,
+      format: terminal
+        ? `${label} [{bar}] {value}/{total} users | {rate} users/s | ETA {eta_formatted}`
+        : `${label}: {value}/{total} users ({percentage}%), {rate} users/s, eta {eta}s`,
       etaBuffer: 50,
       hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: PLAIN_INTERVAL_MS,
     },
     Presets.shades_classic,
   );
-  const rate = (done: number) =>
-    Math.round((done - startDone) / Math.max(0.001, (Date.now() - startedAt) / 1000));
+  let startedAt = Date.now();
+  let startDone = 0;
   let running = false;
   let last = { done: 0, total: 0 };
+  const rate = (done: number) =>
+    Math.round((done - startDone) / Math.max(0.001, (Date.now() - startedAt) / 1000));
   return {
     start(total, done) {
+      startedAt = Date.now();
       startDone = done;
       last = { done, total };
       running = true;
+      if (!terminal) {
+        stream.write(
+          `${label}: ${total} users in Clerk${done ? `, resuming after ${done}` : ''}\n`,
+        );
+      }
       bar.start(total, done, { rate: 0 });
     },
     update(done, total) {
@@ -49,6 +57,10 @@ function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
       bar.update(done, { rate: rate(done) });
     },
     note(message) {
+      if (!terminal) {
+        stream.write(`${message}\n`);
+        return;
+      }
       bar.stop();
       stream.write(`${message}\n`);
       // A stopped bar ignores updates: draw it again below the message.
@@ -58,30 +70,5 @@ function barProgress(label: string, stream: NodeJS.WriteStream): Progress {
       running = false;
       bar.stop();
     },
-  };
-}
-
-function plainProgress(label: string, stream: NodeJS.WriteStream): Progress {
-  const startedAt = Date.now();
-  let startDone = 0;
-  let lastLineAt = 0;
-  return {
-    start(total, done) {
-      startDone = done;
-      stream.write(`${label}: ${total} users in Clerk${done ? `, resuming after ${done}` : ''}\n`);
-    },
-    update(done, total) {
-      const now = Date.now();
-      if (now - lastLineAt < PLAIN_INTERVAL_MS && done < total) return;
-      lastLineAt = now;
-      const rate = (done - startDone) / Math.max(0.001, (now - startedAt) / 1000);
-      const eta = rate > 0 ? Math.ceil((total - done) / rate) : 0;
-      const percent = total ? Math.floor((done / total) * 100) : 100;
-      stream.write(
-        `${label}: ${done}/${total} users (${percent}%), ${Math.round(rate)} users/s, eta ${eta}s\n`,
-      );
-    },
-    note: (message) => stream.write(`${message}\n`),
-    stop() {},
   };
 }
