@@ -2,3 +2,8 @@
 export class DatabaseUnavailableError extends Error {
   override name = 'DatabaseUnavailableError';
 }
+
+/** A payload that can never become a change: not a Clerk user, or a deletion without an id. */
+export class InvalidPayloadError extends Error {
+  override name = 'InvalidPayloadError';
+}

@@ -86,6 +86,21 @@ describe('group commit', () => {
     expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
   });
 
+  it('with batches of one, commits each change on its own, side by side', async () => {
+    const batches: number[] = [];
+    const commit = groupCommit({ maxBatch: 1, onBatch: (size) => batches.push(size) });
+    const [held, free] = [clerkId('user'), clerkId('user')];
+    const holder = await holdUserLock(held);
+
+    const heldOutcome = commit.apply(upsert(held));
+    // Not queued behind the change that waits for its lock.
+    expect(await commit.apply(upsert(free))).toBe('created');
+    await holder.release();
+
+    expect(await heldOutcome).toBe('created');
+    expect(batches).toEqual([1, 1]);
+  });
+
   it('collects the changes that arrive while a batch commits into the next batch', async () => {
     const batches: number[] = [];
     const commit = groupCommit({ onBatch: (size) => batches.push(size) });

@@ -1,12 +1,13 @@
 import type { ClerkClient, UserJSON } from '@clerk/backend';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { SyncCheckpoint } from '../entities/index.ts';
+import { InvalidPayloadError } from '../errors.ts';
 import {
   applyUserChanges,
   type ChangeOutcome,
   type UserChange,
 } from '../users/apply-user-changes.ts';
-import { clerkUserSchema } from '../users/clerk-user.ts';
+import { upsertOf } from '../users/user-change.ts';
 import { type ApiRetryEvents, PAGE_SIZE, readUserPages } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 
@@ -92,9 +93,12 @@ function toChanges(users: readonly UserJSON[]): { changes: UserChange[]; invalid
   const changes: UserChange[] = [];
   let invalid = 0;
   for (const raw of users) {
-    const parsed = clerkUserSchema.safeParse(raw);
-    if (parsed.success) changes.push({ kind: 'upsert', user: parsed.data });
-    else invalid++;
+    try {
+      changes.push(upsertOf(raw));
+    } catch (error) {
+      if (!(error instanceof InvalidPayloadError)) throw error;
+      invalid++;
+    }
   }
   return { changes, invalid };
 }

@@ -1,10 +1,11 @@
 import type { ClerkClient } from '@clerk/backend';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pMap from 'p-map';
-import { DeletedClerkUser, User } from '../entities/index.ts';
+import { User } from '../entities/index.ts';
 import {
   applyUserChanges,
   type ChangeOutcome,
+  findTombstones,
   type UserChange,
 } from '../users/apply-user-changes.ts';
 import {
@@ -176,10 +177,7 @@ async function* localUsers(em: EntityManager) {
 async function tombstoned(em: EntityManager, ids: string[]): Promise<Set<string>> {
   const found = new Set<string>();
   for (let start = 0; start < ids.length; start += LOCAL_BATCH) {
-    const rows = await em
-      .fork()
-      .find(DeletedClerkUser, { clerkUserId: { $in: ids.slice(start, start + LOCAL_BATCH) } });
-    for (const row of rows) found.add(row.clerkUserId);
+    for (const id of await findTombstones(em, ids.slice(start, start + LOCAL_BATCH))) found.add(id);
   }
   return found;
 }

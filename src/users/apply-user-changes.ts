@@ -1,11 +1,9 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DeletedClerkUser, defaultPreferences, User, UserPreferences } from '../entities/index.ts';
-import { type ClerkUser, chooseEmail, chooseTimezone } from './clerk-user.ts';
+import { chooseEmail, chooseTimezone } from './clerk-user.ts';
+import { clerkUserIdOf, type UserChange } from './user-change.ts';
 
-/** A change to one Clerk user: its current state (from an event or the Backend API), or its deletion. */
-export type UserChange =
-  | { kind: 'upsert'; user: ClerkUser }
-  | { kind: 'delete'; clerkUserId: string };
+export type { UserChange } from './user-change.ts';
 
 export type ChangeOutcome =
   /** new user, with default preferences */
@@ -123,15 +121,14 @@ export async function applyUserChanges(
   return em.isInTransaction() ? run(em) : em.transactional(run);
 }
 
-function clerkUserIdOf(change: UserChange): string {
-  return change.kind === 'delete' ? change.clerkUserId : change.user.id;
-}
-
 /**
- * Which of these Clerk ids were deleted. A plain query: it runs for every batch, and MikroORM's
+ * Which of these Clerk ids were deleted (by a user.deleted or reconcile). A plain query: it runs for every batch, and MikroORM's
  * find, which also builds and registers entities, costs several times as much CPU.
  */
-async function findTombstones(em: EntityManager, clerkUserIds: string[]): Promise<Set<string>> {
+export async function findTombstones(
+  em: EntityManager,
+  clerkUserIds: string[],
+): Promise<Set<string>> {
   if (clerkUserIds.length === 0) return new Set();
   const rows = await em.execute<{ clerk_user_id: string }[]>(
     'select clerk_user_id from deleted_clerk_users where clerk_user_id in (?)',

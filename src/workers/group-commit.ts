@@ -49,6 +49,13 @@ export class GroupCommit {
   }
 
   apply(change: UserChange): Promise<ChangeOutcome> {
+    // Batches of one: every change commits on its own, as soon as it comes, side by side.
+    if (this.#options.maxBatch === 1) {
+      return this.#apply([change]).then(([outcome]) => {
+        this.#options.onBatch?.(1);
+        return outcome as ChangeOutcome;
+      });
+    }
     return new Promise((resolve, reject) => {
       this.#pending.push({ change, resolve, reject });
       this.#startSoon();

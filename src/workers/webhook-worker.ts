@@ -1,13 +1,19 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { InvalidPayloadError } from '../errors.ts';
 import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
-import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
+import {
+  type ClerkEvent,
+  cappedExponentialBackoff,
+  isUserEventType,
+  type UserEventType,
+  type WebhookJobData,
+} from '../queue.ts';
 import { reportBullErrors } from '../redis.ts';
-import type { UserChange } from '../users/apply-user-changes.ts';
-import { handlerContext } from './context.ts';
-import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
+import type { ChangeOutcome } from '../users/apply-user-changes.ts';
+import { deletionOf, type UserChange, upsertOf } from '../users/user-change.ts';
 import { GroupCommit } from './group-commit.ts';
 
 /**
@@ -18,6 +24,29 @@ export const COMMIT_TIMEOUT_MS = 15_000;
 
 /** A job may be orphaned by dying workers this many times before BullMQ gives up on it. */
 export const MAX_STALLED_COUNT = 10;
+
+/** The change each user event stands for; webhooks, backfill and reconcile share these functions. */
+const CHANGE_OF: Record<UserEventType, (data: unknown) => UserChange> = {
+  'user.created': upsertOf,
+  'user.updated': upsertOf,
+  'user.deleted': deletionOf,
+};
+
+/**
+ * The event's change, or undefined for a type the worker does not process. A payload that can
+ * never become a change fails its job for good (it stays in the failed set for inspection).
+ */
+export function changeOf(event: ClerkEvent): UserChange | undefined {
+  if (!isUserEventType(event.type)) return undefined;
+  try {
+    return CHANGE_OF[event.type](event.data);
+  } catch (error) {
+    if (error instanceof InvalidPayloadError) {
+      throw new UnrecoverableError(`invalid ${event.type} payload: ${error.message}`);
+    }
+    throw error;
+  }
+}
 
 export interface WebhookWorkerOptions {
   queueName: string;
@@ -35,12 +64,6 @@ export interface WebhookWorkerOptions {
 }
 
 /**
- * The BullMQ worker: each job gets its own forked entity manager and a child logger that
- * carries the delivery's identity (never its personal data). Thrown errors are retried with
- * capped exponential backoff; an UnrecoverableError fails the job at once and leaves it in the
- * failed set for inspection and replay.
- */
-/**
  * BullMQ keeps a failed job's error message and stack in Redis, where the dashboard and the
  * jobs command show them; a database error can quote the row it could not write, email
  * address included. They are scrubbed like log lines before BullMQ sees them.
@@ -53,35 +76,34 @@ function scrubError(error: unknown): unknown {
   return error;
 }
 
+/**
+ * The BullMQ worker: event → change → group commit. Each job gets a child logger that carries
+ * the delivery's identity (never its personal data). Thrown errors are retried with capped
+ * exponential backoff; an UnrecoverableError fails the job at once and leaves it in the failed
+ * set for inspection and replay.
+ */
 export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
-  const { services, metrics, log } = options;
-  const groupCommit =
-    options.batchSize > 1
-      ? new GroupCommit({
-          em: services.em,
-          log,
-          maxBatch: options.batchSize,
-          windowMs: options.batchWindowMs,
-          commitTimeoutMs: COMMIT_TIMEOUT_MS,
-          onBatch: (size) => metrics.batchSize.observe(size),
-        })
-      : undefined;
+  const { metrics, log } = options;
+  const groupCommit = new GroupCommit({
+    em: options.services.em,
+    log,
+    maxBatch: options.batchSize,
+    windowMs: options.batchWindowMs,
+    commitTimeoutMs: COMMIT_TIMEOUT_MS,
+    onBatch: (size) => metrics.batchSize.observe(size),
+  });
 
-  const processor = async (job: Job<WebhookJobData>) => {
+  const processor = async (job: Job<WebhookJobData>): Promise<ChangeOutcome | 'ignored'> => {
     const { svixId, event } = job.data;
-    const jobLog = log.child({
-      svixId,
-      jobId: job.id,
-      eventType: event.type,
-      clerkUserId: clerkUserIdOf(event),
-    });
+    const clerkUserId = typeof event.data?.id === 'string' ? event.data.id : undefined;
+    const jobLog = log.child({ svixId, jobId: job.id, eventType: event.type, clerkUserId });
     const stopTimer = metrics.duration.startTimer({ type: event.type });
     try {
-      const em = services.em.fork();
-      const context = groupCommit
-        ? { em, log: jobLog, commit: (change: UserChange) => groupCommit.apply(change) }
-        : handlerContext(em, jobLog);
-      const outcome = await dispatchEvent(event, context);
+      const change = changeOf(event);
+      const outcome = change ? await groupCommit.apply(change) : 'ignored';
+      if (outcome === 'no_email') {
+        throw new UnrecoverableError('Clerk user has no email address; email is required');
+      }
       jobLog.info({ outcome, attempt: job.attemptsMade + 1 }, 'event processed');
       return outcome;
     } catch (error) {

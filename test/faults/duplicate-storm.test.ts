@@ -1,9 +1,9 @@
 import { expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
 import { sql } from '../support/database.ts';
 import {
   asNewMessage,
   type Delivery,
+  newClerkUserIds,
   redelivery,
   sendAll,
   shuffle,
@@ -23,7 +23,7 @@ it('stores one user and one preferences row per user from a shuffled, concurrent
   const receiver = await stack.startReceiver();
   const worker = await stack.startWorker();
 
-  const users = Array.from({ length: USERS }, () => clerkId('user'));
+  const users = newClerkUserIds(USERS);
   const createdAt = Date.now() - 60_000;
   const finalEmail = new Map<string, string>();
   const deliveries: Delivery[] = [];

@@ -1,6 +1,14 @@
 import { expect, it } from 'vitest';
 import { clerkId } from '../../src/clerk/sample-events.ts';
-import { isAcknowledged, send, sendAll, tally, userCreated } from '../support/load.ts';
+import {
+  createdDeliveries,
+  isAcknowledged,
+  newClerkUserIds,
+  send,
+  sendAll,
+  tally,
+  userCreated,
+} from '../support/load.ts';
 import { health } from '../support/services.ts';
 import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 
@@ -20,11 +28,8 @@ it('loses no acknowledged delivery when Redis is killed with SIGKILL and restart
   const startedAt = performance.now();
   const receiver = await stack.startReceiver();
   // No worker yet: every acknowledged delivery lives only in Redis until after the crash.
-  const users = Array.from({ length: DELIVERIES }, () => clerkId('user'));
-  const outcomes = await sendAll(
-    receiver.url,
-    users.map((id) => userCreated(id)),
-  );
+  const users = newClerkUserIds(DELIVERIES);
+  const outcomes = await sendAll(receiver.url, createdDeliveries(users));
   expect(tally(outcomes)).toEqual({ 202: DELIVERIES });
   const lastAckAt = performance.now();
   const acknowledged = new Set(outcomes.filter(isAcknowledged).map((o) => o.delivery.svixId));

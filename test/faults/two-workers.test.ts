@@ -1,13 +1,13 @@
 import { expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
 import {
   asNewMessage,
+  createdDeliveries,
   type Delivery,
+  newClerkUserIds,
   redelivery,
   sendAll,
   shuffle,
   tally,
-  userCreated,
 } from '../support/load.ts';
 import { metricTotal } from '../support/services.ts';
 import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
@@ -21,8 +21,8 @@ const stack = useFaultStack();
 it('two workers on one queue process each job once and store each user once', async () => {
   const startedAt = performance.now();
   const receiver = await stack.startReceiver();
-  const users = Array.from({ length: USERS }, () => clerkId('user'));
-  const originals = users.map((id) => userCreated(id));
+  const users = newClerkUserIds(USERS);
+  const originals = createdDeliveries(users);
   const deliveries: Delivery[] = [
     ...originals,
     ...originals.slice(0, DUPLICATES_AS_NEW_MESSAGES).map(asNewMessage),

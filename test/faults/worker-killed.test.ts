@@ -1,6 +1,5 @@
 import { expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
-import { sendAll, tally, userCreated } from '../support/load.ts';
+import { createdDeliveries, newClerkUserIds, sendAll, tally } from '../support/load.ts';
 import { metricTotal } from '../support/services.ts';
 import {
   expectExactlyStored,
@@ -19,11 +18,8 @@ const stack = useFaultStack();
 it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, which stores every user once', async () => {
   const startedAt = performance.now();
   const receiver = await stack.startReceiver();
-  const users = Array.from({ length: BACKLOG }, () => clerkId('user'));
-  const outcomes = await sendAll(
-    receiver.url,
-    users.map((id) => userCreated(id)),
-  );
+  const users = newClerkUserIds(BACKLOG);
+  const outcomes = await sendAll(receiver.url, createdDeliveries(users));
   expect(tally(outcomes)).toEqual({ 202: BACKLOG });
 
   const env = { WORKER_CONCURRENCY: '16', WORKER_LOCK_DURATION_MS: String(LOCK_DURATION_MS) };

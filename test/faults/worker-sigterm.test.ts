@@ -1,6 +1,5 @@
 import { beforeAll, expect, it } from 'vitest';
-import { clerkId } from '../../src/clerk/sample-events.ts';
-import { sendAll, tally, userCreated } from '../support/load.ts';
+import { createdDeliveries, newClerkUserIds, sendAll, tally } from '../support/load.ts';
 import { metricTotal, type ServiceProcess } from '../support/services.ts';
 import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
@@ -39,8 +38,8 @@ async function busy(atLeastCompleted: number): Promise<void> {
 
 it('on SIGTERM mid-drain the worker finishes what it holds and exits 0 within the grace period; a new one does the rest', async () => {
   const startedAt = performance.now();
-  const users = Array.from({ length: BACKLOG }, () => clerkId('user'));
-  const deliveries = users.map((id) => userCreated(id));
+  const users = newClerkUserIds(BACKLOG);
+  const deliveries = createdDeliveries(users);
   const userOf = new Map(deliveries.map((delivery) => [delivery.svixId, delivery.clerkUserId]));
   expect(tally(await sendAll(receiver.url, deliveries))).toEqual({ 202: BACKLOG });
 
@@ -91,15 +90,8 @@ it('on SIGTERM mid-drain the worker finishes what it holds and exits 0 within th
 
 it('on SIGTERM while Redis is down the worker still exits 0 within the grace period, and loses nothing', async () => {
   const startedAt = performance.now();
-  const users = Array.from({ length: BACKLOG_WHEN_REDIS_DIES }, () => clerkId('user'));
-  expect(
-    tally(
-      await sendAll(
-        receiver.url,
-        users.map((id) => userCreated(id)),
-      ),
-    ),
-  ).toEqual({
+  const users = newClerkUserIds(BACKLOG_WHEN_REDIS_DIES);
+  expect(tally(await sendAll(receiver.url, createdDeliveries(users)))).toEqual({
     202: BACKLOG_WHEN_REDIS_DIES,
   });
   const first = await stack.startWorker(WORKER_ENV);

@@ -30,13 +30,21 @@ export function userCreated(
   return { svixId: options.svixId ?? newSvixId(), clerkUserId, body: JSON.stringify(event) };
 }
 
+/** `count` Clerk user ids never seen before. */
+export function newClerkUserIds(count: number): string[] {
+  return Array.from({ length: count }, () => clerkId('user'));
+}
+
+/** One user.created delivery for each of these Clerk users. */
+export function createdDeliveries(clerkUserIds: readonly string[]): Delivery[] {
+  return clerkUserIds.map((id) => userCreated(id));
+}
+
 /** user.created deliveries for `count` users never seen before, each id added to `users`. */
 export function newUsers(count: number, users: Set<string>): Delivery[] {
-  return Array.from({ length: count }, () => {
-    const id = clerkId('user');
-    users.add(id);
-    return userCreated(id);
-  });
+  const ids = newClerkUserIds(count);
+  for (const id of ids) users.add(id);
+  return createdDeliveries(ids);
 }
 
 export function userUpdated(
