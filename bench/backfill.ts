@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpus } from 'node:os';
 import { countRows } from '../test/support/database.ts';
-import { processCpuMicros } from './cpu.ts';
+import { postgresCpuMicros, processCpuMicros } from './cpu.ts';
 import { baseUrl, freshDatabase, ROOT, Scope, startClerkApi } from './fixtures.ts';
-import { measurePostgresBackfill, type PostgresBackfillResult } from './postgres-baseline.ts';
 
 export interface BackfillRun {
   /** As the command reports it: users read over its own time, start-up excluded. */
@@ -12,8 +11,11 @@ export interface BackfillRun {
   seconds: number;
   usersPerSecond: number;
   summary: string;
-  /** CPU per user read, start-up excluded: the command's own, and the stand-in API's. */
-  cpuMicrosPerUser: { backfill: number; api: number };
+  /**
+   * CPU per user read, start-up excluded: the command's own, the stand-in API's, and
+   * PostgreSQL's (every backend, for the statements MikroORM sent).
+   */
+  cpuMicrosPerUser: { backfill: number; api: number; postgres: number };
 }
 
 export interface BackfillBenchResult {
@@ -26,12 +28,10 @@ export interface BackfillBenchResult {
   rerun: BackfillRun;
   /** Users in the database afterwards: must equal `users`. */
   rows: number;
-  /** PostgreSQL alone doing the import's statements, on one connection. */
-  postgresAlone: PostgresBackfillResult;
   /**
    * The most users/s this machine could import if the writes cost the command nothing: all its
    * cores divided by what one user costs in reading (the dry run's command and API) plus
-   * PostgreSQL's own work for it.
+   * PostgreSQL's own work for it in the import.
    */
   ceilingUsersPerSecond: number;
 }
@@ -42,9 +42,8 @@ const CPU_POLL_MS = 20;
 
 /**
  * `npm run backfill` (the command itself, with the npm script's Node) against the stand-in
- * Backend API in its own process, into a fresh database: a dry run, the import, a re-run; then
- * PostgreSQL alone doing the import's statements. The CPU each process spends per user is
- * counted from its first page to its exit.
+ * Backend API in its own process, into a fresh database: a dry run, the import, a re-run. The
+ * CPU each process (and PostgreSQL) spends per user is counted from its first page to its exit.
  */
 export function measureBackfill(options: { users: number }): Promise<BackfillBenchResult> {
   return Scope.run(async (scope) => {
@@ -69,25 +68,27 @@ export function measureBackfill(options: { users: number }): Promise<BackfillBen
         seconds: Number(figures[2]),
         usersPerSecond: Number(figures[3]),
         summary: run.stdout.trim(),
-        cpuMicrosPerUser: { backfill: run.cpuMicros / users, api: run.apiCpuMicros / users },
+        cpuMicrosPerUser: {
+          backfill: run.cpuMicros / users,
+          api: run.apiCpuMicros / users,
+          postgres: run.postgresCpuMicros / users,
+        },
       };
     };
     const dryRun = await backfill('--dry-run');
     const firstRun = await backfill();
     const rerun = await backfill();
     const rows = await countRows(database, 'users');
-    const postgresAlone = await measurePostgresBackfill(options.users);
     const perUser =
       dryRun.cpuMicrosPerUser.backfill +
       dryRun.cpuMicrosPerUser.api +
-      postgresAlone.backendCpuMicrosPerUser;
+      firstRun.cpuMicrosPerUser.postgres;
     return {
       users: options.users,
       dryRun,
       firstRun,
       rerun,
       rows,
-      postgresAlone,
       ceilingUsersPerSecond: (cpus().length * 1e6) / perUser,
     };
   });
@@ -102,17 +103,16 @@ async function runCountingCpu(args: string[], env: Record<string, string>, apiPi
   const pid = child.pid as number;
   let stdout = '';
   let stderr = '';
-  let from: Promise<{ own: number; api: number }> | undefined;
+  let from: Promise<{ own: number; api: number; postgres: number }> | undefined;
   child.stdout.on('data', (chunk: Buffer) => {
     stdout += chunk;
   });
   child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk;
     if (from || !FIRST_PAGE_LINE.test(stderr)) return;
-    from = Promise.all([processCpuMicros(pid), processCpuMicros(apiPid)]).then(([own, api]) => ({
-      own,
-      api,
-    }));
+    from = Promise.all([processCpuMicros(pid), processCpuMicros(apiPid), postgresCpuMicros()]).then(
+      ([own, api, postgres]) => ({ own, api, postgres }),
+    );
   });
   // The command's /proc entry goes when it exits: its CPU is the last reading before that.
   let lastOwnCpu = 0;
@@ -126,8 +126,14 @@ async function runCountingCpu(args: string[], env: Record<string, string>, apiPi
   }, CPU_POLL_MS);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearInterval(poll);
-  const apiCpu = await processCpuMicros(apiPid);
+  const [apiCpu, postgresCpu] = [await processCpuMicros(apiPid), await postgresCpuMicros()];
   if (!from) throw new Error(`the backfill never reported its first page:\n${stderr}`);
   const start = await from;
-  return { code, stdout, cpuMicros: lastOwnCpu - start.own, apiCpuMicros: apiCpu - start.api };
+  return {
+    code,
+    stdout,
+    cpuMicros: lastOwnCpu - start.own,
+    apiCpuMicros: apiCpu - start.api,
+    postgresCpuMicros: postgresCpu - start.postgres,
+  };
 }

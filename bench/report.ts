@@ -3,7 +3,7 @@ import type { BackfillBenchResult } from './backfill.ts';
 import type { DrainResult } from './drain.ts';
 import type { IngestResult, IngestSummary } from './ingest.ts';
 import type { LatencyResult } from './latency.ts';
-import { PGBENCH_CLIENTS, type PgbenchResult } from './postgres-baseline.ts';
+import { PGBENCH_CLIENTS, type PgbenchResult } from './pgbench.ts';
 
 /** The targets each figure is held to. */
 export const TARGETS = {
@@ -115,12 +115,6 @@ export function tableRows(m: Measurements): Row[] {
       result:
         m.backfill.firstRun.usersPerSecond >= TARGETS.backfillUsersPerSecond ? 'pass' : 'FAIL',
     },
-    ratioRow(
-      'backfill: PostgreSQL alone',
-      `${perSecond(m.backfill.postgresAlone.usersPerSecond)}, 1 connection`,
-      `import: ${perSecond(m.backfill.firstRun.usersPerSecond)}`,
-      m.backfill.postgresAlone.usersPerSecond / m.backfill.firstRun.usersPerSecond,
-    ),
     {
       metric: 'backfill: ceiling, writes free',
       value: perSecond(m.backfill.ceilingUsersPerSecond),
@@ -290,24 +284,27 @@ export function formatCpuPerDelivery(ingest: IngestResult): string {
 }
 
 /**
- * Where the backfill's CPU goes, per user: its own and the stand-in API's in the dry run and the
- * import, and PostgreSQL's for the import's statements; with the ceiling those set on this
- * machine even if the writes cost the command nothing.
+ * Where the backfill's CPU goes, per user: its own, the stand-in API's and PostgreSQL's, in the
+ * dry run and the import; with the ceiling those set on this machine even if the writes cost
+ * the command nothing.
  */
 export function formatBackfillCpu(backfill: BackfillBenchResult): string {
-  const run = (label: string, figures: { backfill: number; api: number }, postgres?: number) => {
-    const parts = [`backfill ${Math.round(figures.backfill)}`, `API ${Math.round(figures.api)}`];
-    if (postgres !== undefined) parts.push(`PostgreSQL ${Math.round(postgres)}`);
-    const total = figures.backfill + figures.api + (postgres ?? 0);
+  const run = (label: string, figures: BackfillBenchResult['dryRun']['cpuMicrosPerUser']) => {
+    const parts = Object.entries({
+      backfill: figures.backfill,
+      API: figures.api,
+      PostgreSQL: figures.postgres,
+    }).map(([name, micros]) => `${name} ${Math.round(micros)}`);
+    const total = figures.backfill + figures.api + figures.postgres;
     return `  ${label.padEnd(8)} ${parts.join(', ')} (total ${Math.round(total)})`;
   };
-  const postgres = backfill.postgresAlone.backendCpuMicrosPerUser;
   const { dryRun, firstRun } = backfill;
+  const postgres = firstRun.cpuMicrosPerUser.postgres;
   const reading = dryRun.cpuMicrosPerUser.backfill + dryRun.cpuMicrosPerUser.api;
   return [
-    'backfill CPU per user, µs (PostgreSQL: its backend doing the same statements alone):',
+    'backfill CPU per user, µs:',
     run('dry run', dryRun.cpuMicrosPerUser),
-    run('import', firstRun.cpuMicrosPerUser, postgres),
+    run('import', firstRun.cpuMicrosPerUser),
     `  ceiling with writes free: ${cpus().length} cores ÷ (reading ${Math.round(reading)} + PostgreSQL ${Math.round(postgres)}) = ${perSecond(backfill.ceilingUsersPerSecond)}`,
   ].join('\n');
 }

@@ -16,7 +16,7 @@ import { type DrainResult, measureDrain } from './drain.ts';
 import { closeHarnessRedis, RESULTS_DIR, Scope } from './fixtures.ts';
 import { measureIngest } from './ingest.ts';
 import { measureLatency, RECEIPT_TO_ROW } from './latency.ts';
-import { measurePgbench, PGBENCH_CLIENTS } from './postgres-baseline.ts';
+import { measurePgbench, PGBENCH_CLIENTS } from './pgbench.ts';
 import { formatProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import {
   consistencyChecks,
@@ -121,13 +121,12 @@ try {
   );
 
   progress(
-    `backfill: ${settings.backfillUsers} users from a local API: a dry run, the import, a re-run; PostgreSQL alone`,
+    `backfill: ${settings.backfillUsers} users from a local API: a dry run, the import, a re-run`,
   );
   const backfill = await measureBackfill({ users: settings.backfillUsers });
   progress(
     `backfill: dry run ${backfill.dryRun.usersPerSecond} users/s, import ${backfill.firstRun.usersPerSecond} users/s, ` +
-      `re-run ${backfill.rerun.usersPerSecond} users/s (${backfill.rows} users stored); PostgreSQL alone ` +
-      `${Math.round(backfill.postgresAlone.usersPerSecond)} users/s`,
+      `re-run ${backfill.rerun.usersPerSecond} users/s (${backfill.rows} users stored)`,
   );
 
   let profile: { drain: DrainResult; summary: ProfileSummary } | undefined;
