@@ -1,15 +1,15 @@
 import { existsSync } from 'node:fs';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ClerkApiError, clerkClientFrom } from '../src/clerk/api.ts';
 import {
   type BackfillCounts,
   type BackfillOptions,
   emptyCounts,
   formatBackfillSummary,
   runBackfill,
-} from '../src/backfill/backfill.ts';
-import { ClerkApiError, clerkClientFrom } from '../src/backfill/clerk-api.ts';
-import type { Progress } from '../src/backfill/progress.ts';
+} from '../src/sync/backfill.ts';
+import type { Progress } from '../src/sync/progress.ts';
 import { applyUserChanges, type UserChange } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
 import { runCommand, runNpmScript } from './support/cli.ts';

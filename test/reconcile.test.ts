@@ -1,12 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { runBackfill } from '../src/backfill/backfill.ts';
-import { clerkClientFrom } from '../src/backfill/clerk-api.ts';
+import { clerkClientFrom } from '../src/clerk/api.ts';
+import { runBackfill } from '../src/sync/backfill.ts';
 import {
   formatReconcileReport,
   GONE_CHECK_CONCURRENCY,
   type ReconcileReport,
   reconcile,
-} from '../src/backfill/reconcile.ts';
+} from '../src/sync/reconcile.ts';
 import { applyUserChanges } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
 import { runNpmScript } from './support/cli.ts';

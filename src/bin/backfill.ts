@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { formatBackfillSummary, runBackfill } from '../backfill/backfill.ts';
-import { ClerkApiError, clerkClientFrom } from '../backfill/clerk-api.ts';
-import { createProgress } from '../backfill/progress.ts';
+import { ClerkApiError, clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
+import { formatBackfillSummary, runBackfill } from '../sync/backfill.ts';
+import { createProgress } from './progress.ts';
 import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run backfill -- [--dry-run] [--restart]

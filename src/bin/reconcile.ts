@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
-import { ClerkApiError, clerkClientFrom } from '../backfill/clerk-api.ts';
-import { createProgress } from '../backfill/progress.ts';
-import { formatReconcileReport, reconcile } from '../backfill/reconcile.ts';
+import { ClerkApiError, clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
+import { formatReconcileReport, reconcile } from '../sync/reconcile.ts';
+import { createProgress } from './progress.ts';
 import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run reconcile -- [--apply] [--show-emails]

@@ -1,11 +1,6 @@
 import { Bar, Presets } from 'cli-progress';
 
-export interface Progress {
-  start(total: number, done: number): void;
-  update(done: number, total: number): void;
-  note(message: string): void;
-  stop(): void;
-}
+import type { Progress } from '../sync/progress.ts';
 
 /** How often a line is written when the output is not a terminal. */
 const PLAIN_INTERVAL_MS = 5_000;

@@ -1,5 +1,6 @@
 import type { ClerkClient, UserJSON } from '@clerk/backend';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { type ApiRetryEvents, PAGE_SIZE, readUserPages } from '../clerk/api.ts';
 import { SyncCheckpoint } from '../entities/index.ts';
 import { InvalidPayloadError } from '../errors.ts';
 import {
@@ -8,7 +9,6 @@ import {
   type UserChange,
 } from '../users/apply-user-changes.ts';
 import { upsertOf } from '../users/user-change.ts';
-import { type ApiRetryEvents, PAGE_SIZE, readUserPages } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 
 export const BACKFILL_CHECKPOINT = 'backfill';

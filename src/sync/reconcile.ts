@@ -1,6 +1,7 @@
 import type { ClerkClient } from '@clerk/backend';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pMap from 'p-map';
+import { type ApiRetryEvents, PAGE_SIZE, readUserPages, userExists } from '../clerk/api.ts';
 import { User } from '../entities/index.ts';
 import {
   applyUserChanges,
@@ -15,7 +16,6 @@ import {
   clerkUserSchema,
   trimClerkUser,
 } from '../users/clerk-user.ts';
-import { type ApiRetryEvents, PAGE_SIZE, readUserPages, userExists } from './clerk-api.ts';
 import type { Progress } from './progress.ts';
 
 const LOCAL_BATCH = 5_000;
