@@ -31,7 +31,14 @@ export function rawRequest(
         port,
         path,
         method: options.method ?? 'POST',
-        headers: options.headers,
+        // Node's client sends a body on GET, HEAD, OPTIONS or DELETE without a length unless told
+        // one, and the server then reads it as the start of the next request.
+        headers: {
+          ...(options.body === undefined
+            ? {}
+            : { 'content-length': Buffer.byteLength(options.body) }),
+          ...options.headers,
+        },
         timeout: options.timeoutMs ?? 15_000,
       },
       (response) => {
