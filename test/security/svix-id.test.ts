@@ -1,26 +1,19 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sampleUserEvent } from '../../src/clerk/sample-events.ts';
-import type { ServiceProcess } from '../faults/support/services.ts';
-import { type FaultStack, startFaultStack } from '../faults/support/stack.ts';
 import { deliver, newSvixId } from '../support/svix.ts';
+import { receiverUnderTest } from './support/receiver.ts';
 
-let stack: FaultStack;
-let receiver: ServiceProcess;
+const running = receiverUnderTest();
 let redis: Redis;
-beforeAll(async () => {
-  stack = await startFaultStack();
-  receiver = await stack.startReceiver();
-  redis = new Redis(stack.redis.url);
+beforeAll(() => {
+  redis = new Redis(running.stack.redis.url);
 });
-afterAll(async () => {
-  redis?.disconnect();
-  await stack?.stop();
-});
+afterAll(() => redis?.disconnect());
 
 /** Every key of the queue in Redis: what a refused delivery may not touch. */
 async function queueKeys(): Promise<string[]> {
-  const keys = await redis.keys(`bull:${stack.queueName}:*`);
+  const keys = await redis.keys(`bull:${running.stack.queueName}:*`);
   return keys.sort();
 }
 
@@ -40,7 +33,7 @@ it.each([
   'answers 400 to a validly signed delivery whose svix-id is %s, and stores nothing',
   async (svixId) => {
     const keysBefore = await queueKeys();
-    const answer = await deliver(receiver.url, sampleUserEvent('user.created'), { svixId });
+    const answer = await deliver(running.receiver.url, sampleUserEvent('user.created'), { svixId });
     expect({ status: answer.status, body: await answer.json() }).toEqual({
       status: 400,
       body: { error: 'malformed svix-id header' },
@@ -52,11 +45,11 @@ it.each([
 it('answers 202 only with the job in Redis under the delivery svix-id', async () => {
   const svixIds = [newSvixId(), 'msg_2KWPBgLlAfxdpx2AI54pPJ85f1W', `msg_${'a'.repeat(64)}`];
   for (const svixId of svixIds) {
-    const answer = await deliver(receiver.url, sampleUserEvent('user.created'), { svixId });
+    const answer = await deliver(running.receiver.url, sampleUserEvent('user.created'), { svixId });
     expect({ status: answer.status, body: await answer.json() }).toEqual({
       status: 202,
       body: { status: 'queued', id: svixId },
     });
   }
-  expect(await stack.jobIds()).toEqual(new Set(svixIds));
+  expect(await running.stack.jobIds()).toEqual(new Set(svixIds));
 });
