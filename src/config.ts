@@ -2,6 +2,9 @@ import { z } from 'zod';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/clerk_sync';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+/** Defaults of every HTTP server of ours; MAX_CONNECTIONS and KEEP_ALIVE_TIMEOUT_MS set the receiver's. */
+export const DEFAULT_MAX_CONNECTIONS = 1_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 const optionalText = z
   .string()
@@ -47,6 +50,13 @@ const envSchema = z.object({
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecrets,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_CONNECTIONS),
+  KEEP_ALIVE_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(600_000)
+    .default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
   WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(2000).default(384),
   WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(375),
@@ -81,6 +91,10 @@ export interface Config {
   readonly port: number;
   /** When set, the receiver serves /metrics on this port only, not on PORT. */
   readonly metricsPort: number | undefined;
+  /** The receiver closes connections beyond this many at once. */
+  readonly maxConnections: number;
+  /** How long the receiver keeps an idle keep-alive connection; above a load balancer's idle timeout. */
+  readonly keepAliveTimeoutMs: number;
   readonly workerMetricsPort: number;
   readonly workerConcurrency: number;
   /** Group commit: at most this many jobs' changes in one transaction (1 turns it off)... */
@@ -123,6 +137,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webhookSecrets: Object.freeze(values.CLERK_WEBHOOK_SIGNING_SECRET ?? []),
     port: values.PORT,
     metricsPort: values.METRICS_PORT,
+    maxConnections: values.MAX_CONNECTIONS,
+    keepAliveTimeoutMs: values.KEEP_ALIVE_TIMEOUT_MS,
     workerMetricsPort: values.WORKER_METRICS_PORT,
     workerConcurrency: values.WORKER_CONCURRENCY,
     workerLockDurationMs: values.WORKER_LOCK_DURATION_MS,

@@ -45,6 +45,15 @@ describe('loadConfig', () => {
     expect(configError({ PORT: 'eighty' }).message).toContain('PORT');
   });
 
+  it('reads the connection cap and keep-alive timeout, 1,000 and 5 s by default', () => {
+    expect(loadConfig({})).toMatchObject({ maxConnections: 1_000, keepAliveTimeoutMs: 5_000 });
+    expect(loadConfig({ MAX_CONNECTIONS: '50', KEEP_ALIVE_TIMEOUT_MS: '65000' })).toMatchObject({
+      maxConnections: 50,
+      keepAliveTimeoutMs: 65_000,
+    });
+    expect(configError({ MAX_CONNECTIONS: '0' }).message).toContain('MAX_CONNECTIONS');
+  });
+
   it('splits comma-separated whsec_ secrets into a list, in order', () => {
     const config = loadConfig({ CLERK_WEBHOOK_SIGNING_SECRET: ` ${SECRET_A} , ${SECRET_B} ` });
     expect(config.webhookSecrets).toEqual([SECRET_A, SECRET_B]);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LOGGED_TEXT_MAX_CHARS, scrub, scrubClientText } from '../src/logger.ts';
 import { capturingLogger } from './support/logs.ts';
 
 const EMAIL = 'jane.doe@example.com';
@@ -122,6 +123,23 @@ describe('log redaction', () => {
       .info('from a child');
     expectNoneLeaked(lines, EMAIL, SIGNING_SECRET);
     expect(records()[0]).toMatchObject({ contact: '[email]', clerkUserId: 'user_child' });
+  });
+
+  it('removes every address of a run in which one ends where the next begins', () => {
+    expect(scrub('a@b.com.x@y.com and <c.d+e@sub.example.co.uk>')).toBe('[email] and <[email]>');
+    expect(scrub('user@localhost, @example.com, user@, a@b.c')).toBe(
+      'user@localhost, @example.com, user@, a@b.c',
+    );
+  });
+
+  it('cuts a client text to LOGGED_TEXT_MAX_CHARS after scrubbing it, saying how much was cut', () => {
+    const url = `/${EMAIL}/${'a'.repeat(1_000)}`;
+    const logged = scrubClientText(url);
+    expect(logged).not.toContain(EMAIL);
+    expect(logged).toBe(
+      `${`/[email]/${'a'.repeat(1_000)}`.slice(0, LOGGED_TEXT_MAX_CHARS)}…[${'/[email]/'.length + 1_000 - LOGGED_TEXT_MAX_CHARS} more characters]`,
+    );
+    expect(scrubClientText('/short')).toBe('/short');
   });
 
   it('leaves large request bodies alone instead of copying them', () => {

@@ -1,5 +1,3 @@
-import { request } from 'node:http';
-import { gzipSync } from 'node:zlib';
 import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
@@ -9,6 +7,7 @@ import { startReceiver } from '../src/services/receiver.ts';
 import { MAX_BODY_BYTES } from '../src/webhooks/clerk-webhook.ts';
 import { testConfig } from './support/config.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { rawRequest } from './support/http.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
 import { freePort } from './support/processes.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
@@ -72,23 +71,8 @@ async function jobIds(queue: Queue): Promise<string[]> {
   return jobs.map((job) => job.id ?? '').sort();
 }
 
-/** POSTs exactly these bytes and headers, which fetch would not always let through. */
-function rawPost(
-  url: string,
-  body: Buffer | string,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(`${url}/webhooks/clerk`, { method: 'POST', headers }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () =>
-        resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-      );
-    });
-    outgoing.on('error', reject);
-    outgoing.end(body);
-  });
+function rawPost(url: string, body: Buffer | string, headers: Record<string, string>) {
+  return rawRequest(url, '/webhooks/clerk', { headers, body });
 }
 
 async function metricsText(url: string): Promise<string> {
@@ -253,17 +237,6 @@ describe('POST /webhooks/clerk', () => {
     expect(await metricsText(url)).toMatch(
       /^clerk_sync_webhooks_received_total\{type="unknown",outcome="too_large"\} 1$/m,
     );
-  });
-
-  it('answers 413 to a compressed body that inflates past 1 MiB', async () => {
-    const { url, queue } = await startTestReceiver();
-    const bomb = gzipSync(Buffer.alloc(2 * MAX_BODY_BYTES, ' '));
-    const response = await rawPost(url, bomb, {
-      ...signedHeaders(bomb.toString('latin1')),
-      'content-encoding': 'gzip',
-    });
-    expect(response.status).toBe(413);
-    expect(await jobIds(queue)).toEqual([]);
   });
 
   it('answers 400 to a validly signed body that is not JSON', async () => {
@@ -477,7 +450,7 @@ describe('whatever a client sends', () => {
       ['a non-numeric timestamp', body, { ...headers, 'svix-timestamp': 'yesterday' }, 401],
       ['a garbage signature', body, { ...headers, 'svix-signature': ',,, v1 v1,' }, 401],
       ['an unknown content-encoding', body, { ...headers, 'content-encoding': 'x-zip' }, 415],
-      ['a body that is not gzip', body, { ...headers, 'content-encoding': 'gzip' }, 400],
+      ['a gzip content-encoding', body, { ...headers, 'content-encoding': 'gzip' }, 415],
     ];
 
     for (const [label, payload, requestHeaders, expected] of cases) {

@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Registry } from 'prom-client';
-import { type Logger, scrub } from '../logger.ts';
+import { type Logger, scrubClientText } from '../logger.ts';
 import { type HealthChecks, healthRouter } from './health.ts';
 
 export interface AppOptions {
@@ -25,7 +25,7 @@ export function createApp(options: AppOptions): Express {
       serializers: {
         req: (request: { method: string; url: string }) => ({
           method: request.method,
-          url: scrub(request.url),
+          url: scrubClientText(request.url),
         }),
         res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
       },
@@ -63,7 +63,7 @@ function errorHandler(log: Logger): ErrorRequestHandler {
       response.status(status).json({ error: error.expose ? error.message : 'bad request' });
       return;
     }
-    log.error({ err: error, url: request.url }, 'request failed');
+    log.error({ err: error, url: scrubClientText(request.url) }, 'request failed');
     if (!response.headersSent) response.status(500).json({ error: 'internal error' });
   };
 }

@@ -1,16 +1,44 @@
 import { createServer, type Server } from 'node:http';
 import type { Express } from 'express';
+import { DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../config.ts';
 import type { Logger } from '../logger.ts';
 
 export interface Stoppable {
   stop(): Promise<void>;
 }
 
-export function listen(app: Express, port: number, host = '0.0.0.0'): Promise<Server> {
+/** Timeouts that keep a slow or stalled client from holding a connection open. */
+export const HEADERS_TIMEOUT_MS = 5_000;
+export const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * Node enforces the two timeouts above only when it sweeps its connections, every 30 s by
+ * default: a client sending one header byte every 500 ms kept its connection for 20 s against a
+ * 5 s header timeout. Sweeping this often closes it within a quarter of a second of the timeout.
+ */
+const CONNECTIONS_CHECKING_INTERVAL_MS = 250;
+
+export interface ListenOptions {
+  /** Connections beyond this many are closed as soon as they are accepted. */
+  maxConnections?: number;
+  /** How long an idle keep-alive connection is kept after a response. */
+  keepAliveTimeoutMs?: number;
+}
+
+/** An HTTP server for `app`, listening, with the timeouts and connection cap every one of ours has. */
+export function listen(app: Express, port: number, options: ListenOptions = {}): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer(app);
+    const server = createServer(
+      {
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        keepAliveTimeout: options.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+        connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+      },
+      app,
+    );
+    server.maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen(port, '0.0.0.0', () => {
       server.off('error', reject);
       resolve(server);
     });

@@ -13,10 +13,6 @@ import { SignatureVerifier } from '../webhooks/signature.ts';
 import { resolveSigningSecrets } from '../webhooks/signing-secrets.ts';
 import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 
-/** Timeouts that keep a slow or stalled client from holding a connection open. */
-const REQUEST_TIMEOUT_MS = 10_000;
-const HEADERS_TIMEOUT_MS = 5_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** A receiver started together with Redis waits this long for it rather than answer 503 at once. */
 const REDIS_STARTUP_WAIT_MS = 3_000;
 
@@ -58,10 +54,10 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   });
 
   await waitForRedis(redis, REDIS_STARTUP_WAIT_MS);
-  const server = await listen(app, config.port);
-  server.requestTimeout = REQUEST_TIMEOUT_MS;
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  const server = await listen(app, config.port, {
+    maxConnections: config.maxConnections,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+  });
   const port = (server.address() as { port: number }).port;
   const metricsServer =
     config.metricsPort === undefined

@@ -10,9 +10,17 @@ import { type SignatureVerifier, type SvixHeaders, WebhookVerificationError } fr
 export const MAX_BODY_BYTES = 1024 * 1024;
 /** Svix counts only a 2xx within 15 s; a Redis that hangs gets a 503 well before that. */
 export const ENQUEUE_TIMEOUT_MS = 4_000;
+/** Svix's own tolerance, both ways; checked here too, so a stale delivery's body is never read. */
+const TIMESTAMP_TOLERANCE_SECONDS = 5 * 60;
 
-/** Svix message ids (`msg_…`); BullMQ job ids may not contain ':' nor be plain integers. */
-const SVIX_ID_PATTERN = /^(?!\d+$)[A-Za-z0-9_.-]{1,128}$/;
+/**
+ * A Svix message id: `msg_` and a base62 KSUID (27 characters; bounded well above that). It
+ * becomes the BullMQ job id, so it must not be able to name one of BullMQ's own keys (`meta`,
+ * `events`, `wait`…), hold a ':' or be a plain integer: the `msg_` prefix rules all of them out.
+ */
+const SVIX_ID_PATTERN = /^msg_[A-Za-z0-9]{1,64}$/;
+/** Seconds since the epoch, as Svix sends them. */
+const SVIX_TIMESTAMP_PATTERN = /^\d{1,12}$/;
 
 const eventSchema = z
   .object({
@@ -29,36 +37,45 @@ export interface ClerkWebhookDependencies {
   log: Logger;
 }
 
+type Outcome = Parameters<ReceiverMetrics['received']>[1];
+
+interface Refusal {
+  status: number;
+  outcome: Outcome;
+  error: string;
+}
+
 /**
- * POST /webhooks/clerk: raw body → Svix signature → event shape → one job in Redis → 2xx.
- * It never touches the database; every answer to a client mistake is a 4xx.
+ * POST /webhooks/clerk: headers → raw body → Svix signature → event shape → one job in Redis →
+ * 2xx. Everything the headers alone can refuse is refused before a byte of the body is read, so
+ * a junk request costs no inflating and no hashing. It never touches the database; every answer
+ * to a client mistake is a 4xx.
  */
 export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
   const router = Router();
+  const refuse = (response: Response, refusal: Refusal, type?: string) => {
+    deps.metrics.received(type, refusal.outcome);
+    response.status(refusal.status).json({ error: refusal.error });
+  };
+
   router.post(
     '/webhooks/clerk',
-    express.raw({ type: () => true, limit: MAX_BODY_BYTES }),
+    (request: Request, response: Response, next) => {
+      const checked = checkHeaders(request);
+      if ('status' in checked) {
+        if (checked.status === 401) {
+          const svixId = request.get('svix-id');
+          deps.log.warn({ svixId, reason: checked.error }, 'webhook signature rejected');
+        }
+        return refuse(response, checked);
+      }
+      response.locals.svixHeaders = checked;
+      next();
+    },
+    // Svix never compresses; anything encoded was refused above, and is not inflated here either.
+    express.raw({ type: () => true, limit: MAX_BODY_BYTES, inflate: false }),
     async (request: Request, response: Response) => {
-      const reject = (
-        status: number,
-        outcome: Parameters<ReceiverMetrics['received']>[1],
-        error: string,
-        type?: string,
-      ) => {
-        deps.metrics.received(type, outcome);
-        response.status(status).json({ error });
-      };
-
-      const headers = svixHeaders(request);
-      if (!headers)
-        return reject(
-          400,
-          'missing_headers',
-          'missing svix-id, svix-timestamp or svix-signature header',
-        );
-      if (!SVIX_ID_PATTERN.test(headers['svix-id']))
-        return reject(400, 'bad_request', 'malformed svix-id header');
-
+      const headers: SvixHeaders = response.locals.svixHeaders;
       const body: Buffer = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       try {
         deps.verifier.verify(body, headers);
@@ -68,17 +85,31 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
           { svixId: headers['svix-id'], reason: error.message },
           'webhook signature rejected',
         );
-        return reject(401, 'invalid_signature', 'invalid signature');
+        return refuse(response, {
+          status: 401,
+          outcome: 'invalid_signature',
+          error: 'invalid signature',
+        });
       }
 
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch {
-        return reject(400, 'invalid_payload', 'body is not JSON');
+        return refuse(response, {
+          status: 400,
+          outcome: 'invalid_payload',
+          error: 'body is not JSON',
+        });
       }
       const event = eventSchema.safeParse(parsed);
-      if (!event.success) return reject(400, 'invalid_payload', 'body is not a Clerk event object');
+      if (!event.success) {
+        return refuse(response, {
+          status: 400,
+          outcome: 'invalid_payload',
+          error: 'body is not a Clerk event object',
+        });
+      }
 
       const type = event.data.type;
       if (!isUserEventType(type)) {
@@ -101,13 +132,17 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
           'could not enqueue webhook; answering 503',
         );
         response.set('Retry-After', '5');
-        return reject(503, 'unavailable', 'queue unavailable, retry later', type);
+        return refuse(
+          response,
+          { status: 503, outcome: 'unavailable', error: 'queue unavailable, retry later' },
+          type,
+        );
       }
       deps.metrics.received(type, result);
       response.status(202).json({ status: result, id: job.svixId });
     },
   );
-  // The body parser's refusals (too large, bad encoding) skip the handler above; they are
+  // The body parser's refusals (too large, a body cut short) skip the handler above; they are
   // counted here and answered by the app's error handler as before.
   router.use('/webhooks/clerk', ((error, _request, _response, next) => {
     const status: unknown = error?.status;
@@ -119,10 +154,42 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
   return router;
 }
 
-function svixHeaders(request: Request): SvixHeaders | undefined {
+/**
+ * What the headers alone decide: the encoding, the Svix headers' presence and shape, and the
+ * timestamp's tolerance. The signature itself needs the body, and is checked after it is read.
+ */
+function checkHeaders(request: Request): SvixHeaders | Refusal {
+  const encoding = request.get('content-encoding');
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+    return {
+      status: 415,
+      outcome: 'bad_request',
+      error: 'content-encoding is not supported; send the body as it is',
+    };
+  }
   const id = request.get('svix-id');
   const timestamp = request.get('svix-timestamp');
   const signature = request.get('svix-signature');
-  if (!id || !timestamp || !signature) return undefined;
+  if (!id || !timestamp || !signature) {
+    return {
+      status: 400,
+      outcome: 'missing_headers',
+      error: 'missing svix-id, svix-timestamp or svix-signature header',
+    };
+  }
+  if (!SVIX_ID_PATTERN.test(id)) {
+    return { status: 400, outcome: 'bad_request', error: 'malformed svix-id header' };
+  }
+  const ageSeconds = Math.floor(Date.now() / 1000) - Number(timestamp);
+  if (
+    !SVIX_TIMESTAMP_PATTERN.test(timestamp) ||
+    Math.abs(ageSeconds) > TIMESTAMP_TOLERANCE_SECONDS
+  ) {
+    return {
+      status: 401,
+      outcome: 'invalid_signature',
+      error: 'svix-timestamp is not within 5 minutes of now',
+    };
+  }
   return { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
 }
