@@ -82,6 +82,10 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
         ? { em, log: jobLog, commit: (change: UserChange) => groupCommit.apply(change) }
         : handlerContext(em, jobLog);
       const outcome = await dispatchEvent(event, context);
+      if (outcome !== 'ignored') {
+        const seconds = (Date.now() - job.data.receivedAt) / 1000;
+        metrics.receiptToCommit.observe({ type: event.type }, Math.max(0, seconds));
+      }
       jobLog.info({ outcome, attempt: job.attemptsMade + 1 }, 'event processed');
       return outcome;
     } catch (error) {
