@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { QUEUE_STATES } from './queue.ts';
+import { QUEUE_STATES, USER_EVENT_TYPES } from './queue.ts';
 import { withTimeout } from './timeout.ts';
 
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
@@ -122,46 +122,49 @@ export function createWorkerMetrics(dependencies: DependencyChecks) {
   collectDefaultMetrics({ register: registry, prefix: 'clerk_sync_worker_' });
   registerDependencyGauge(registry, dependencies);
   const labelNames = ['type'] as const;
+  // Every per-type series is exported at 0 from the start: rate() and increase() miss what a
+  // series counted before its first scrape, so a first failure, or a burst of jobs done
+  // between two scrapes, would otherwise never show.
+  const jobCounter = (name: string, help: string) => {
+    const counter = new Counter({ name, help, labelNames, registers: [registry] });
+    for (const type of USER_EVENT_TYPES) counter.inc({ type }, 0);
+    return counter;
+  };
+  const secondsByType = (name: string, help: string, buckets: number[]) => {
+    const histogram = new Histogram({ name, help, labelNames, buckets, registers: [registry] });
+    for (const type of USER_EVENT_TYPES) histogram.zero({ type });
+    return histogram;
+  };
   return {
     registry,
-    completed: new Counter({
-      name: 'clerk_sync_jobs_completed_total',
-      help: 'Jobs processed successfully, by event type',
-      labelNames,
-      registers: [registry],
-    }),
-    failed: new Counter({
-      name: 'clerk_sync_jobs_failed_total',
-      help: 'Jobs failed for good (no attempts left, or a payload that can never succeed)',
-      labelNames,
-      registers: [registry],
-    }),
-    retried: new Counter({
-      name: 'clerk_sync_jobs_retried_total',
-      help: 'Job attempts that failed and were scheduled to run again',
-      labelNames,
-      registers: [registry],
-    }),
+    completed: jobCounter(
+      'clerk_sync_jobs_completed_total',
+      'Jobs processed successfully, by event type',
+    ),
+    failed: jobCounter(
+      'clerk_sync_jobs_failed_total',
+      'Jobs failed for good (no attempts left, or a payload that can never succeed)',
+    ),
+    retried: jobCounter(
+      'clerk_sync_jobs_retried_total',
+      'Job attempts that failed and were scheduled to run again',
+    ),
     batchSize: new Histogram({
       name: 'clerk_sync_commit_batch_size',
       help: 'Jobs whose changes were committed together in one transaction (group commit)',
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
-    duration: new Histogram({
-      name: 'clerk_sync_job_duration_seconds',
-      help: 'Time spent processing one job',
-      labelNames,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
-    receiptToCommit: new Histogram({
-      name: 'clerk_sync_receipt_to_commit_seconds',
-      help: 'Time from the receiver accepting a delivery to the worker committing its change',
-      labelNames,
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
-      registers: [registry],
-    }),
+    duration: secondsByType(
+      'clerk_sync_job_duration_seconds',
+      'Time spent processing one job',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ),
+    receiptToCommit: secondsByType(
+      'clerk_sync_receipt_to_commit_seconds',
+      'Time from the receiver accepting a delivery to the worker committing its change',
+      [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    ),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;
