@@ -32,7 +32,7 @@ const CHROMIUM_FLAGS = [
 ];
 const CREDENTIALS = { username: 'operator', password: 'dashboard-test-password' };
 /** Kept after the run (gitignored), to look at. */
-export const SCREENSHOT = join(PROJECT_ROOT, 'test-results/ops/dashboard-failed-job.png');
+const SCREENSHOT = join(PROJECT_ROOT, 'test-results/ops/dashboard-failed-job.png');
 const EMAIL = /[^\s@"'<>]+@[^\s@"'<>]+\.[a-z]{2,}/i;
 
 let stack: FaultStack;
@@ -143,7 +143,7 @@ describe('the queue dashboard in Chromium', () => {
     expect(reason).toMatch(/ECONN|connect|timeout/i);
     await page.getByText(reason).first().waitFor({ timeout: 20_000 });
     const errorPanel = page.locator('pre').filter({ hasText: reason }).first();
-    expect(await errorPanel.innerText()).not.toMatch(EMAIL);
+    expect(await errorPanel.textContent()).not.toMatch(EMAIL);
     // The job itself holds the address (the Data tab shows it), so one could have leaked.
     expect(JSON.stringify((await queue.getJob(svixId))?.data)).toMatch(EMAIL);
     await mkdir(dirname(SCREENSHOT), { recursive: true });

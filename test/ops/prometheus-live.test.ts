@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleUserEvent } from '../../src/clerk/sample-events.ts';
-import { newUsers, sendAll, tally, userCreated } from '../faults/support/load.ts';
+import { newUsers, sendAll, tally } from '../faults/support/load.ts';
 import type { ServiceProcess } from '../faults/support/services.ts';
 import {
   expectExactlyStored,
