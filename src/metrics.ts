@@ -1,6 +1,8 @@
 import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { QUEUE_STATES } from './queue.ts';
+import { QUEUE_STATES, USER_EVENT_TYPES } from './queue.ts';
+import { withTimeout } from './timeout.ts';
 
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
 
@@ -20,9 +22,56 @@ export type WebhookOutcome =
   | 'bad_request'
   | 'unavailable';
 
-export function createReceiverMetrics(queue: Queue) {
+/** What a process needs to do its job, each checked when Prometheus scrapes. */
+export interface DependencyChecks {
+  database: () => Promise<boolean>;
+  redis: () => Promise<boolean>;
+}
+
+/** A scrape waits at most this long on each dependency, so /metrics answers even while one hangs. */
+const DEPENDENCY_CHECK_TIMEOUT_MS = 1_500;
+
+/** clerk_sync_dependency_up{dependency}: 1 while the process reaches it, 0 while it does not. */
+function registerDependencyGauge(registry: Registry, checks: DependencyChecks): void {
+  new Gauge({
+    name: 'clerk_sync_dependency_up',
+    help: 'Whether this process reaches the dependency (1) or not (0), checked at each scrape',
+    labelNames: ['dependency'] as const,
+    registers: [registry],
+    async collect() {
+      await Promise.all(
+        Object.entries(checks).map(async ([dependency, check]) => {
+          const up = await withTimeout(check(), DEPENDENCY_CHECK_TIMEOUT_MS, dependency).catch(
+            () => false,
+          );
+          this.set({ dependency }, up ? 1 : 0);
+        }),
+      );
+    },
+  });
+}
+
+/**
+ * The age of the oldest waiting job, from two O(1) reads: BullMQ pushes new jobs on the left of
+ * the wait list and workers take them from the right, so the rightmost is the one that has
+ * waited longest, and its hash holds the time it was added. (Prioritized jobs live in another
+ * set; clerk-sync never sets a priority.)
+ */
+async function oldestWaitingSeconds(queue: Queue, redis: Redis): Promise<number> {
+  const oldestId = await redis.lindex(queue.toKey('wait'), -1);
+  if (oldestId === null) return 0;
+  const addedAt = Number(await redis.hget(queue.toKey(oldestId), 'timestamp'));
+  return addedAt > 0 ? Math.max(0, (Date.now() - addedAt) / 1000) : 0;
+}
+
+/**
+ * The receiver reports the queue as a whole (every receiver reports the same values: aggregate
+ * with max()), besides the deliveries it took in itself.
+ */
+export function createReceiverMetrics(queue: Queue, redis: Redis, dependencies: DependencyChecks) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'clerk_sync_receiver_' });
+  registerDependencyGauge(registry, dependencies);
   const webhooksReceived = new Counter({
     name: 'clerk_sync_webhooks_received_total',
     help: 'Webhook deliveries received, by event type and outcome',
@@ -41,6 +90,24 @@ export function createReceiverMetrics(queue: Queue) {
       }
     },
   });
+  new Gauge({
+    name: 'clerk_sync_queue_oldest_waiting_seconds',
+    help: 'Age of the oldest job waiting for a worker, since it was queued (0 when none waits)',
+    registers: [registry],
+    async collect() {
+      const age = await oldestWaitingSeconds(queue, redis).catch(() => undefined);
+      if (age !== undefined) this.set(age);
+    },
+  });
+  new Gauge({
+    name: 'clerk_sync_queue_workers',
+    help: 'Worker processes connected to the queue (from Redis CLIENT LIST)',
+    registers: [registry],
+    async collect() {
+      const count = await queue.getWorkersCount().catch(() => undefined);
+      if (count !== undefined) this.set(count);
+    },
+  });
   return {
     registry,
     received(type: unknown, outcome: WebhookOutcome) {
@@ -50,43 +117,54 @@ export function createReceiverMetrics(queue: Queue) {
 }
 export type ReceiverMetrics = ReturnType<typeof createReceiverMetrics>;
 
-export function createWorkerMetrics() {
+export function createWorkerMetrics(dependencies: DependencyChecks) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'clerk_sync_worker_' });
+  registerDependencyGauge(registry, dependencies);
   const labelNames = ['type'] as const;
+  // Every per-type series is exported at 0 from the start: rate() and increase() miss what a
+  // series counted before its first scrape, so a first failure, or a burst of jobs done
+  // between two scrapes, would otherwise never show.
+  const jobCounter = (name: string, help: string) => {
+    const counter = new Counter({ name, help, labelNames, registers: [registry] });
+    for (const type of USER_EVENT_TYPES) counter.inc({ type }, 0);
+    return counter;
+  };
+  const secondsByType = (name: string, help: string, buckets: number[]) => {
+    const histogram = new Histogram({ name, help, labelNames, buckets, registers: [registry] });
+    for (const type of USER_EVENT_TYPES) histogram.zero({ type });
+    return histogram;
+  };
   return {
     registry,
-    completed: new Counter({
-      name: 'clerk_sync_jobs_completed_total',
-      help: 'Jobs processed successfully, by event type',
-      labelNames,
-      registers: [registry],
-    }),
-    failed: new Counter({
-      name: 'clerk_sync_jobs_failed_total',
-      help: 'Jobs failed for good (no attempts left, or a payload that can never succeed)',
-      labelNames,
-      registers: [registry],
-    }),
-    retried: new Counter({
-      name: 'clerk_sync_jobs_retried_total',
-      help: 'Job attempts that failed and were scheduled to run again',
-      labelNames,
-      registers: [registry],
-    }),
+    completed: jobCounter(
+      'clerk_sync_jobs_completed_total',
+      'Jobs processed successfully, by event type',
+    ),
+    failed: jobCounter(
+      'clerk_sync_jobs_failed_total',
+      'Jobs failed for good (no attempts left, or a payload that can never succeed)',
+    ),
+    retried: jobCounter(
+      'clerk_sync_jobs_retried_total',
+      'Job attempts that failed and were scheduled to run again',
+    ),
     batchSize: new Histogram({
       name: 'clerk_sync_commit_batch_size',
       help: 'Jobs whose changes were committed together in one transaction (group commit)',
       buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
-    duration: new Histogram({
-      name: 'clerk_sync_job_duration_seconds',
-      help: 'Time spent processing one job',
-      labelNames,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers: [registry],
-    }),
+    duration: secondsByType(
+      'clerk_sync_job_duration_seconds',
+      'Time spent processing one job',
+      [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    ),
+    receiptToCommit: secondsByType(
+      'clerk_sync_receipt_to_commit_seconds',
+      'Time from the receiver accepting a delivery to the worker committing its change',
+      [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    ),
   };
 }
 export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

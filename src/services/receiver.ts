@@ -33,15 +33,16 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   const database = createDatabaseProbe(config.databaseUrl);
   const redis = createProducerConnection(config.redisUrl, log);
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
-  const metrics = createReceiverMetrics(queue);
+  const checks = {
+    database: () => database.isReachable(),
+    redis: () => answersPing(redis),
+  };
+  const metrics = createReceiverMetrics(queue, redis, checks);
 
   const app = createApp({
     log,
     metrics: config.metricsPort === undefined ? metrics.registry : undefined,
-    health: {
-      database: () => database.isReachable(),
-      redis: () => answersPing(redis),
-    },
+    health: checks,
     routers: [
       ...(config.dashboard ? [await dashboardRouter(queue, config.dashboard)] : []),
       clerkWebhookRouter({

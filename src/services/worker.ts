@@ -39,7 +39,11 @@ export async function startWorker(
 ): Promise<WorkerProcess> {
   const services = options.services ?? createORM(config.databaseUrl, log);
   const connection = createWorkerConnection(config.redisUrl, log);
-  const metrics = createWorkerMetrics();
+  const checks = {
+    database: () => isDatabaseReachable(services.orm),
+    redis: () => answersPing(connection),
+  };
+  const metrics = createWorkerMetrics(checks);
   const worker = createWebhookWorker({
     queueName: config.queueName,
     queuePrefix: config.queuePrefix,
@@ -57,10 +61,7 @@ export async function startWorker(
   const app = createApp({
     log,
     metrics: metrics.registry,
-    health: {
-      database: () => isDatabaseReachable(services.orm),
-      redis: () => answersPing(connection),
-    },
+    health: checks,
   });
   const server = await listen(app, config.workerMetricsPort);
   const port = (server.address() as { port: number }).port;

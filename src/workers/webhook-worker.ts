@@ -101,6 +101,10 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
     try {
       const change = changeOf(event);
       const outcome = change ? await groupCommit.apply(change) : 'ignored';
+      if (change) {
+        const seconds = (Date.now() - job.data.receivedAt) / 1000;
+        metrics.receiptToCommit.observe({ type: event.type }, Math.max(0, seconds));
+      }
       if (outcome === 'no_email') {
         throw new UnrecoverableError('Clerk user has no email address; email is required');
       }
