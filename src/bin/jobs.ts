@@ -4,6 +4,7 @@ import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { createLogger, scrub } from '../logger.ts';
 import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
+import { describeRedisTarget, parseRedisUrl } from '../redis-url.ts';
 import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run jobs -- <command>
@@ -32,7 +33,9 @@ await runOrExit(async () => {
   const redis = createProducerConnection(config.redisUrl, log);
   await waitForRedis(redis, REDIS_CONNECT_WAIT_MS);
   if (!isReady(redis))
-    exitWithError(`REDIS_URL: cannot connect to ${new URL(config.redisUrl).host}`);
+    exitWithError(
+      `REDIS_URL: cannot connect to ${describeRedisTarget(parseRedisUrl(config.redisUrl))}`,
+    );
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
   try {
     switch (command) {

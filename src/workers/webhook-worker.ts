@@ -1,10 +1,9 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
 import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
-import { reportBullErrors } from '../redis.ts';
+import { type RedisConnection, reportBullErrors } from '../redis.ts';
 import type { UserChange } from '../users/apply-user-changes.ts';
 import { handlerContext } from './context.ts';
 import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
@@ -22,7 +21,7 @@ export const MAX_STALLED_COUNT = 10;
 export interface WebhookWorkerOptions {
   queueName: string;
   queuePrefix: string;
-  connection: Redis;
+  connection: RedisConnection;
   concurrency: number;
   services: Services;
   metrics: WorkerMetrics;
