@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { expect } from 'vitest';
+import type { Services } from '../../../src/orm.ts';
 import { withTimeout } from '../../../src/timeout.ts';
 import {
   countRows,
@@ -136,7 +137,7 @@ export interface StoredCounts {
   usersWithoutPreferences: number;
 }
 
-export async function storedCounts(db: TestDatabase): Promise<StoredCounts> {
+export async function storedCounts(db: Services): Promise<StoredCounts> {
   const [row] = await sql<{ users: number; preferences: number; orphans: number }>(
     db,
     `select (select count(*)::int from users) as users,
@@ -181,7 +182,7 @@ export async function waitUntilDrained(
  * exactly once, each with exactly one preferences row.
  */
 export async function expectExactlyStored(
-  db: TestDatabase,
+  db: Services,
   clerkUserIds: Iterable<string>,
 ): Promise<void> {
   const expected = new Set(clerkUserIds);
