@@ -129,10 +129,14 @@ export interface PgBouncer {
   stop(): Promise<void>;
 }
 
-export async function startPgBouncer(options: { poolSize: number }): Promise<PgBouncer> {
+export async function startPgBouncer(options: {
+  poolSize: number;
+  /** A port chosen earlier (by freePort), so that URLs can name it before it listens. */
+  port?: number;
+}): Promise<PgBouncer> {
   const dir = await postgresOwnedDirectory('clerk-sync-infra-pgbouncer-');
   const backend = new URL(SERVER_URL);
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const configFile = join(dir, 'pgbouncer.ini');
   await writeFile(
     configFile,
