@@ -31,11 +31,17 @@ await runOrExit(async () => {
   const config = loadConfigOrExit();
   const log = createLogger({ level: 'silent' });
   const redis = createProducerConnection(config.redisUrl, log);
+  let lastError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    lastError = error;
+  });
   await waitForRedis(redis, REDIS_CONNECT_WAIT_MS);
-  if (!isReady(redis))
+  if (!isReady(redis)) {
+    const target = describeRedisTarget(parseRedisUrl(config.redisUrl));
     exitWithError(
-      `REDIS_URL: cannot connect to ${describeRedisTarget(parseRedisUrl(config.redisUrl))}`,
+      `REDIS_URL: cannot connect to ${target}${lastError ? `: ${scrub(lastError.message)}` : ''}`,
     );
+  }
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
   try {
     switch (command) {
