@@ -114,6 +114,8 @@ export interface Config {
   readonly databaseUrl: string;
   /** The direct connection migrations need when DATABASE_URL goes through a transaction pooler. */
   readonly migrationDatabaseUrl: string;
+  /** Where migrationDatabaseUrl came from, for messages: DATABASE_URL unless the other is set. */
+  readonly migrationDatabaseUrlVariable: 'DATABASE_URL' | 'MIGRATION_DATABASE_URL';
   readonly redisUrl: string;
   /** Svix signing secrets, newest first; empty when none is configured. */
   readonly webhookSecrets: readonly string[];
@@ -165,6 +167,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     nodeEnv: values.NODE_ENV,
     databaseUrl: values.DATABASE_URL,
     migrationDatabaseUrl: values.MIGRATION_DATABASE_URL ?? values.DATABASE_URL,
+    migrationDatabaseUrlVariable: values.MIGRATION_DATABASE_URL
+      ? 'MIGRATION_DATABASE_URL'
+      : 'DATABASE_URL',
     redisUrl: values.REDIS_URL,
     webhookSecrets: Object.freeze(values.CLERK_WEBHOOK_SIGNING_SECRET ?? []),
     port: values.PORT,

@@ -13,7 +13,7 @@ await runOrExit(async () => {
     config.migrationDatabaseUrl,
     undefined,
     {},
-    'MIGRATION_DATABASE_URL',
+    config.migrationDatabaseUrlVariable,
   );
   await orm.close();
 });

@@ -13,7 +13,12 @@ import { runOrExit } from './run.ts';
 await runOrExit(async () => {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel });
-  const migrations = await initORM(config.migrationDatabaseUrl, log, {}, 'MIGRATION_DATABASE_URL');
+  const migrations = await initORM(
+    config.migrationDatabaseUrl,
+    log,
+    {},
+    config.migrationDatabaseUrlVariable,
+  );
   try {
     const applied = await migrateUp(migrations.orm);
     log.info({ applied }, applied.length ? 'migrations applied' : 'schema is up to date');
