@@ -12,6 +12,7 @@ const READY_TIMEOUT_MS = 15_000;
  * A redis-server of the test's own, on a free loopback port, persisting to an append-only file
  * in a temporary directory the way production runs it (`appendfsync everysec`, no RDB
  * snapshots). It can be killed outright and restarted on the same port from the same files.
+ * Options make it TLS-only, a replica, a sentinel or a cluster node.
  */
 export interface PrivateRedis {
   port: number;
