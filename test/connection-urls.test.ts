@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.ts';
+import { loadConfig } from '../src/config.ts';
 import { postgresConnection } from '../src/database-url.ts';
 import { createLogger } from '../src/logger.ts';
 import { ormOptions } from '../src/orm.ts';
 import { createProducerConnection, createWorkerConnection } from '../src/redis.ts';
 import { parseRedisUrl } from '../src/redis-url.ts';
 import { runCommand } from './support/cli.ts';
+import { configError } from './support/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'clerk-sync-urls-'));
 const CA_FILE = join(dir, 'root.crt');
@@ -18,16 +19,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const DB = 'postgresql://app:s3cret%40pw@db.example.com:6543/app';
 const PASSWORD = 's3cret';
-
-function configError(env: NodeJS.ProcessEnv): string {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.message;
-    throw error;
-  }
-  throw new Error('expected loadConfig to reject the environment');
-}
 
 describe('DATABASE_URL as libpq reads it', () => {
   it('turns sslmode into TLS options the way libpq means it', () => {
@@ -70,7 +61,7 @@ describe('DATABASE_URL as libpq reads it', () => {
       ],
     ];
     for (const [url, message] of cases) {
-      const error = configError({ DATABASE_URL: url });
+      const error = configError({ DATABASE_URL: url }).message;
       expect(error).toContain(message);
       expect(error).not.toContain(PASSWORD);
     }
@@ -87,7 +78,7 @@ describe('DATABASE_URL as libpq reads it', () => {
       migrationDatabaseUrl: direct,
       migrationDatabaseUrlVariable: 'MIGRATION_DATABASE_URL',
     });
-    expect(configError({ MIGRATION_DATABASE_URL: `${DB}?sslmode=bogus` })).toContain(
+    expect(configError({ MIGRATION_DATABASE_URL: `${DB}?sslmode=bogus` }).message).toContain(
       'MIGRATION_DATABASE_URL sslmode=bogus',
     );
   });
@@ -134,7 +125,7 @@ describe('REDIS_URL forms', () => {
       `redis+cluster://:${PASSWORD}@n1:99999`,
       'redis://',
     ]) {
-      const error = configError({ REDIS_URL: url });
+      const error = configError({ REDIS_URL: url }).message;
       expect(error, url).toMatch(/^invalid configuration: REDIS_URL /);
       expect(error, url).not.toContain(PASSWORD);
     }
@@ -147,7 +138,7 @@ describe('REDIS_URL forms', () => {
       'app{jobs}',
     );
     for (const prefix of ['bull', 'app{}jobs', 'app}x{']) {
-      expect(configError({ REDIS_URL: cluster, QUEUE_PREFIX: prefix })).toContain(
+      expect(configError({ REDIS_URL: cluster, QUEUE_PREFIX: prefix }).message).toContain(
         'QUEUE_PREFIX must contain a hash tag',
       );
     }
