@@ -64,8 +64,26 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
     expect(await countRows(db, 'mikro_orm_migrations')).toBe(3);
   });
 
-  it('stores deliveries, a duplicate storm and a backfill: exact rows, one preferences row each', async () => {
+  it('npm start migrates over MIGRATION_DATABASE_URL, then serves over DATABASE_URL', async () => {
+    const direct = await createTestDatabase({ migrate: false });
     pooler = await startPgBouncer({ poolSize: POOL_SIZE, port: poolerPort });
+    try {
+      const started = await spawnService('start', {
+        DATABASE_URL: pooledUrl,
+        MIGRATION_DATABASE_URL: direct.url,
+        REDIS_URL: redis.url,
+        QUEUE_NAME: uniqueQueueName(),
+        WORKER_METRICS_PORT: String(await freePort()),
+      });
+      expect((await health(started)).body).toMatchObject({ database: 'connected' });
+      expect(await countRows(direct, 'mikro_orm_migrations')).toBe(3);
+      await started.stop('SIGTERM');
+    } finally {
+      await direct.drop();
+    }
+  });
+
+  it('stores deliveries, a duplicate storm and a backfill: exact rows, one preferences row each', async () => {
     const environment = {
       DATABASE_URL: pooledUrl,
       REDIS_URL: redis.url,

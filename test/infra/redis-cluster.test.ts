@@ -9,8 +9,14 @@ import {
   tally,
 } from '../faults/support/load.ts';
 import { killAllChildren } from '../faults/support/processes.ts';
-import { metricTotal, type ServiceProcess, spawnService } from '../faults/support/services.ts';
+import {
+  metricTotal,
+  type ServiceEnvironment,
+  type ServiceProcess,
+  spawnService,
+} from '../faults/support/services.ts';
 import { expectExactlyStored, report } from '../faults/support/stack.ts';
+import { runNpmScript } from '../support/cli.ts';
 import { countRows, createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { waitFor } from '../support/wait.ts';
@@ -58,11 +64,12 @@ describe('Redis Cluster', () => {
   let db: TestDatabase;
   let services: ServiceProcess[];
   let receivers: ServiceProcess[];
+  let environment: ServiceEnvironment;
   const users = new Set<string>();
 
   beforeAll(async () => {
     [cluster, db] = await Promise.all([startRedisCluster(), createTestDatabase()]);
-    const environment = {
+    environment = {
       DATABASE_URL: db.url,
       REDIS_URL: cluster.url,
       QUEUE_NAME: uniqueQueueName(),
@@ -96,6 +103,9 @@ describe('Redis Cluster', () => {
       services.slice(2).map((worker) => metricTotal(worker, 'clerk_sync_jobs_completed_total')),
     );
     expect(completed.reduce((sum, count) => sum + count, 0)).toBe(FIRST_DELIVERIES);
+    const counts = await runNpmScript('jobs', ['counts'], environment);
+    expect(counts.code, counts.output).toBe(0);
+    expect(counts.stdout).toMatch(new RegExp(`^completed +${FIRST_DELIVERIES}$`, 'm'));
   });
 
   it("follows the failover of the master owning the queue's slot: 500 more arrive, no restart", async () => {

@@ -7,8 +7,13 @@ import {
   tally,
 } from '../faults/support/load.ts';
 import { killAllChildren } from '../faults/support/processes.ts';
-import { type ServiceProcess, spawnService } from '../faults/support/services.ts';
+import {
+  type ServiceEnvironment,
+  type ServiceProcess,
+  spawnService,
+} from '../faults/support/services.ts';
 import { report } from '../faults/support/stack.ts';
+import { runNpmScript } from '../support/cli.ts';
 import { createTestDatabase, sql, type TestDatabase } from '../support/database.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { waitFor } from '../support/wait.ts';
@@ -48,10 +53,11 @@ describe('Redis Sentinel failover', () => {
   let db: TestDatabase;
   let receiver: ServiceProcess;
   let worker: ServiceProcess;
+  let environment: ServiceEnvironment;
 
   beforeAll(async () => {
     [set, db] = await Promise.all([startSentinelSet(), createTestDatabase()]);
-    const environment = { DATABASE_URL: db.url, REDIS_URL: set.url, QUEUE_NAME: uniqueQueueName() };
+    environment = { DATABASE_URL: db.url, REDIS_URL: set.url, QUEUE_NAME: uniqueQueueName() };
     [receiver, worker] = await Promise.all([
       spawnService('receiver', environment),
       spawnService('worker', environment),
@@ -121,6 +127,10 @@ describe('Redis Sentinel failover', () => {
     expect([...mustArrive].filter((id) => !stored.has(id))).toEqual([]);
 
     expect([receiver.pid, worker.pid]).toEqual(pids);
+    // The commands find the promoted master through the sentinels too.
+    const counts = await runNpmScript('jobs', ['counts'], environment);
+    expect(counts.code, counts.output).toBe(0);
+    expect(counts.stdout).toMatch(/^failed +0$/m);
     expect(receiver.isRunning() && worker.isRunning()).toBe(true);
 
     // What asynchronous replication can lose: acknowledged between the offset check and the kill.

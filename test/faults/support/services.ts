@@ -21,10 +21,12 @@ export interface ServiceEnvironment {
 /**
  * `npm run start:receiver` / `start:worker` as real processes, minus npm so that signals reach
  * them directly: this Node (24, the project's pinned one, which runs the TypeScript sources
- * as they are) on src/bin/<kind>.ts. Resolves once its health check answers 200.
+ * as they are) on src/bin/<kind>.ts. Resolves once its health check answers 200. `start` is
+ * `npm start`'s process (migrations, then both in one process), answering on the receiver's port;
+ * its worker's status port comes from `environment`.
  */
 export async function spawnService(
-  kind: 'receiver' | 'worker',
+  kind: 'receiver' | 'worker' | 'start',
   environment: ServiceEnvironment,
 ): Promise<ServiceProcess> {
   if (NODE_MAJOR < 24) {
@@ -41,7 +43,7 @@ export async function spawnService(
       NODE_ENV: 'test',
       LOG_LEVEL: 'warn',
       CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
-      [kind === 'receiver' ? 'PORT' : 'WORKER_METRICS_PORT']: String(port),
+      [kind === 'worker' ? 'WORKER_METRICS_PORT' : 'PORT']: String(port),
       ...environment,
     },
   });
