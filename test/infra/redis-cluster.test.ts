@@ -140,6 +140,6 @@ describe('Redis Cluster', () => {
     await expectExactlyStored(db, users);
     expect(services.map((service) => service.pid)).toEqual(pids);
     expect(services.every((service) => service.isRunning())).toBe(true);
-    report('cluster failover', { failedOverMs: Math.round(failedOverMs), answers });
+    report('cluster failover', { failedOverMs: Math.round(failedOverMs), answers }, 'infra');
   });
 });

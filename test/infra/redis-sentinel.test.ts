@@ -135,14 +135,18 @@ describe('Redis Sentinel failover', () => {
 
     // What asynchronous replication can lose: acknowledged between the offset check and the kill.
     const window = ackedBeforeKill.filter((id) => !replicatedAcks.includes(id));
-    report('sentinel failover', {
-      refusedMs: Math.round((firstAcceptedAgain?.answeredAt ?? Number.NaN) - killedAt),
-      promotedAfterMs: Math.round(promotedAt - killedAt),
-      refused: refused.length,
-      slowest503Ms: maxMs(refused),
-      acknowledged: idsOf(outcomes).length,
-      ackedInReplicationWindow: window.length,
-      lostInReplicationWindow: window.filter((id) => !stored.has(id)).length,
-    });
+    report(
+      'sentinel failover',
+      {
+        refusedMs: Math.round((firstAcceptedAgain?.answeredAt ?? Number.NaN) - killedAt),
+        promotedAfterMs: Math.round(promotedAt - killedAt),
+        refused: refused.length,
+        slowest503Ms: maxMs(refused),
+        acknowledged: idsOf(outcomes).length,
+        ackedInReplicationWindow: window.length,
+        lostInReplicationWindow: window.filter((id) => !stored.has(id)).length,
+      },
+      'infra',
+    );
   });
 });

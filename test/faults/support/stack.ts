@@ -225,6 +225,6 @@ export async function timeUntil(
 }
 
 /** One line of figures per scenario, for the suite's output. */
-export function report(scenario: string, figures: Record<string, unknown>): void {
-  process.stdout.write(`[faults] ${scenario} ${JSON.stringify(figures)}\n`);
+export function report(scenario: string, figures: Record<string, unknown>, suite = 'faults'): void {
+  process.stdout.write(`[${suite}] ${scenario} ${JSON.stringify(figures)}\n`);
 }
