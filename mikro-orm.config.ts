@@ -4,4 +4,8 @@ import { ormOptions } from './src/orm.ts';
 
 const config = loadConfigOrExit();
 
-export default ormOptions(config.databaseUrl, createLogger({ level: 'warn', name: 'mikro-orm' }));
+/** The CLI runs migrations, which need a session: the direct connection, not a transaction pooler. */
+export default ormOptions(
+  config.migrationDatabaseUrl,
+  createLogger({ level: 'warn', name: 'mikro-orm' }),
+);

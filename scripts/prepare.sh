@@ -366,7 +366,9 @@ else
   ensure_pgvector
 fi
 
-if [[ -n ${REDIS_URL:-} ]]; then
+if [[ -n ${REDIS_URL:-} && $REDIS_URL != redis://* ]]; then
+  : # rediss://, Sentinel and Cluster: redis-cli cannot check them as given; the services do
+elif [[ -n ${REDIS_URL:-} ]]; then
   IFS='|' read -r h p <<<"$(url_host_port "$REDIS_URL")" || true
   if is_local_host "${h:-}"; then
     REDIS_PORT=${p:-$REDIS_PORT}

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { postgresConnection } from './database-url.ts';
+import { parseRedisUrl, REDIS_URL_FORMS } from './redis-url.ts';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/clerk_sync';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -27,6 +29,42 @@ const urlWithProtocols = (protocols: string[], example: string) =>
       { message: `must be a URL like ${example}` },
     );
 
+/** A postgres:// URL whose TLS settings (sslmode, sslrootcert) can be honoured. */
+const databaseUrl = urlWithProtocols(
+  ['postgres:', 'postgresql:'],
+  DEFAULT_DATABASE_URL,
+).superRefine((value, context) => {
+  if (!/^postgres(ql)?:\/\//.test(value)) return; // the protocol check above says why
+  try {
+    postgresConnection(value);
+  } catch (error) {
+    context.addIssue({ code: 'custom', message: (error as Error).message });
+  }
+});
+
+const redisUrl = z
+  .string()
+  .trim()
+  .superRefine((value, context) => {
+    try {
+      parseRedisUrl(value);
+    } catch (error) {
+      context.addIssue({
+        code: 'custom',
+        message: `${(error as Error).message}; expected ${REDIS_URL_FORMS}`,
+      });
+    }
+  });
+
+/** BullMQ on Redis Cluster needs every key of a queue in one slot: a prefix with a hash tag. */
+export const CLUSTER_QUEUE_PREFIX = '{clerk-sync}';
+const DEFAULT_QUEUE_PREFIX = 'bull';
+
+function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  return open >= 0 && prefix.indexOf('}', open) > open + 1;
+}
+
 const webhookSecrets = z
   .string()
   .trim()
@@ -43,10 +81,9 @@ const webhookSecrets = z
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  DATABASE_URL: urlWithProtocols(['postgres:', 'postgresql:'], DEFAULT_DATABASE_URL).default(
-    DEFAULT_DATABASE_URL,
-  ),
-  REDIS_URL: urlWithProtocols(['redis:', 'rediss:'], DEFAULT_REDIS_URL).default(DEFAULT_REDIS_URL),
+  DATABASE_URL: databaseUrl.default(DEFAULT_DATABASE_URL),
+  MIGRATION_DATABASE_URL: optionalText.pipe(databaseUrl.optional()),
+  REDIS_URL: redisUrl.default(DEFAULT_REDIS_URL),
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecrets,
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
@@ -72,7 +109,7 @@ const envSchema = z.object({
       /^[A-Za-z0-9_{}-]+$/,
       'must contain only letters, digits, _, - and {} (a Redis Cluster hash tag)',
     )
-    .default('bull'),
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CLERK_SECRET_KEY: optionalText,
   CLERK_API_URL: urlWithProtocols(['http:', 'https:'], 'https://api.clerk.com').default(
@@ -85,6 +122,10 @@ const envSchema = z.object({
 export interface Config {
   readonly nodeEnv: 'development' | 'test' | 'production';
   readonly databaseUrl: string;
+  /** The direct connection migrations need when DATABASE_URL goes through a transaction pooler. */
+  readonly migrationDatabaseUrl: string;
+  /** Where migrationDatabaseUrl came from, for messages: DATABASE_URL unless the other is set. */
+  readonly migrationDatabaseUrlVariable: 'DATABASE_URL' | 'MIGRATION_DATABASE_URL';
   readonly redisUrl: string;
   /** Svix signing secrets, newest first; empty when none is configured. */
   readonly webhookSecrets: readonly string[];
@@ -104,7 +145,7 @@ export interface Config {
   /** How long a worker's hold on a job lasts without renewal; a dead worker's jobs are retaken after it. */
   readonly workerLockDurationMs: number;
   readonly queueName: string;
-  /** BullMQ's Redis key prefix; a hash tag such as {clerk-sync} keeps a queue in one Redis Cluster slot. */
+  /** BullMQ's Redis key prefix; with Redis Cluster it has a hash tag ({clerk-sync}) that keeps a queue in one slot. */
   readonly queuePrefix: string;
   readonly logLevel: string;
   /** Clerk Backend API, for backfill and reconcile. */
@@ -130,9 +171,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration: DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together',
     );
   }
+  const cluster = parseRedisUrl(values.REDIS_URL).mode === 'cluster';
+  if (cluster && values.QUEUE_PREFIX !== undefined && !hasHashTag(values.QUEUE_PREFIX)) {
+    throw new ConfigError(
+      `invalid configuration: QUEUE_PREFIX must contain a hash tag such as ${CLUSTER_QUEUE_PREFIX} with a Redis Cluster REDIS_URL, so that all of a queue's keys share one slot`,
+    );
+  }
   return Object.freeze({
     nodeEnv: values.NODE_ENV,
     databaseUrl: values.DATABASE_URL,
+    migrationDatabaseUrl: values.MIGRATION_DATABASE_URL ?? values.DATABASE_URL,
+    migrationDatabaseUrlVariable: values.MIGRATION_DATABASE_URL
+      ? 'MIGRATION_DATABASE_URL'
+      : 'DATABASE_URL',
     redisUrl: values.REDIS_URL,
     webhookSecrets: Object.freeze(values.CLERK_WEBHOOK_SIGNING_SECRET ?? []),
     port: values.PORT,
@@ -145,7 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerBatchSize: values.WORKER_BATCH_SIZE,
     workerBatchWindowMs: values.WORKER_BATCH_WINDOW_MS,
     queueName: values.QUEUE_NAME,
-    queuePrefix: values.QUEUE_PREFIX,
+    queuePrefix: values.QUEUE_PREFIX ?? (cluster ? CLUSTER_QUEUE_PREFIX : DEFAULT_QUEUE_PREFIX),
     logLevel: values.LOG_LEVEL,
     clerkSecretKey: values.CLERK_SECRET_KEY,
     clerkApiUrl: values.CLERK_API_URL,

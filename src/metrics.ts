@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { QUEUE_STATES, USER_EVENT_TYPES } from './queue.ts';
+import type { RedisConnection } from './redis.ts';
 import { withTimeout } from './timeout.ts';
 
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
@@ -57,7 +57,7 @@ function registerDependencyGauge(registry: Registry, checks: DependencyChecks): 
  * waited longest, and its hash holds the time it was added. (Prioritized jobs live in another
  * set; clerk-sync never sets a priority.)
  */
-async function oldestWaitingSeconds(queue: Queue, redis: Redis): Promise<number> {
+async function oldestWaitingSeconds(queue: Queue, redis: RedisConnection): Promise<number> {
   const oldestId = await redis.lindex(queue.toKey('wait'), -1);
   if (oldestId === null) return 0;
   const addedAt = Number(await redis.hget(queue.toKey(oldestId), 'timestamp'));
@@ -68,7 +68,11 @@ async function oldestWaitingSeconds(queue: Queue, redis: Redis): Promise<number>
  * The receiver reports the queue as a whole (every receiver reports the same values: aggregate
  * with max()), besides the deliveries it took in itself.
  */
-export function createReceiverMetrics(queue: Queue, redis: Redis, dependencies: DependencyChecks) {
+export function createReceiverMetrics(
+  queue: Queue,
+  redis: RedisConnection,
+  dependencies: DependencyChecks,
+) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'clerk_sync_receiver_' });
   registerDependencyGauge(registry, dependencies);

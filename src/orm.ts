@@ -6,16 +6,30 @@ import type {
 } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, type EntityManager, MikroORM, type Options } from '@mikro-orm/postgresql';
+import { postgresConnection } from './database-url.ts';
 import { entities } from './entities/index.ts';
 import { DatabaseUnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 export const MIGRATIONS_PATH = 'migrations';
 
-/** The MikroORM options shared by the application, the CLI and the tests. */
+/** The environment variable a connection's URL came from, for error messages. */
+export type DatabaseUrlVariable = 'DATABASE_URL' | 'MIGRATION_DATABASE_URL';
+
+/**
+ * The MikroORM options shared by the application, the CLI and the tests. The server, the
+ * credentials and TLS come from postgresConnection(), as for every other connection: MikroORM
+ * reads only host, credentials and database from a clientUrl and would drop sslmode.
+ */
 export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial<Options> = {}) {
+  const { host, port, user, password, database, ssl } = postgresConnection(databaseUrl);
   return defineConfig({
     clientUrl: databaseUrl,
+    host,
+    port,
+    user,
+    password,
+    dbName: database,
     entities,
     extensions: [Migrator],
     migrations: {
@@ -28,7 +42,7 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
       snapshot: false,
     },
     pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
-    driverOptions: { connectionTimeoutMillis: 5_000 },
+    driverOptions: { connectionTimeoutMillis: 5_000, ssl },
     ...(log ? { loggerFactory: (options: LoggerOptions) => new PinoOrmLogger(options, log) } : {}),
     ...overrides,
   });
@@ -48,22 +62,32 @@ export async function initORM(
   databaseUrl: string,
   log?: Logger,
   overrides: Partial<Options> = {},
+  variable: DatabaseUrlVariable = 'DATABASE_URL',
 ): Promise<Services> {
   const orm = new MikroORM(ormOptions(databaseUrl, log, overrides));
   try {
     await orm.connect();
   } catch (error) {
     await orm.close(true).catch(() => undefined);
-    throw new DatabaseUnavailableError(describeConnectionFailure(databaseUrl, error));
+    throw new DatabaseUnavailableError(describeConnectionFailure(databaseUrl, error, variable));
   }
   return { orm, em: orm.em };
 }
 
-export function describeConnectionFailure(databaseUrl: string, error: unknown): string {
+/**
+ * One line that names the variable, the server and pg's reason: a refused TLS certificate
+ * ("self-signed certificate in certificate chain") or a server without TLS when sslmode asks
+ * for it ("The server does not support SSL connections") reads like any other failure.
+ */
+export function describeConnectionFailure(
+  databaseUrl: string,
+  error: unknown,
+  variable: DatabaseUrlVariable = 'DATABASE_URL',
+): string {
   const url = new URL(databaseUrl);
   const target = `${url.hostname}:${url.port || 5432}${url.pathname}`;
   const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-  return `DATABASE_URL: cannot connect to ${target}: ${reason}`;
+  return `${variable}: cannot connect to ${target}: ${reason}`;
 }
 
 /**

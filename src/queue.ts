@@ -1,7 +1,6 @@
 import { type DefaultJobOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from './logger.ts';
-import { reportBullErrors } from './redis.ts';
+import { type RedisConnection, reportBullErrors } from './redis.ts';
 
 /** The Clerk event types the worker turns into rows; every other type is acknowledged and counted. */
 export const USER_EVENT_TYPES = ['user.created', 'user.updated', 'user.deleted'] as const;
@@ -95,7 +94,7 @@ export function toJobEvent(event: ClerkEvent): ClerkEvent {
 export function createQueue(
   name: string,
   prefix: string,
-  connection: Redis,
+  connection: RedisConnection,
   log: Logger,
 ): Queue<WebhookJobData> {
   const queue = new Queue<WebhookJobData>(name, {

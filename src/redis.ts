@@ -1,5 +1,9 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from './logger.ts';
+import { parseRedisUrl } from './redis-url.ts';
+
+/** A single server, a master found through Sentinel, or a Redis Cluster. */
+export type RedisConnection = Redis | Cluster;
 
 /** How long the receiver waits on Redis before answering 503, well inside Svix's 15 s. */
 export const PRODUCER_COMMAND_TIMEOUT_MS = 3_000;
@@ -10,7 +14,7 @@ export const PRODUCER_COMMAND_TIMEOUT_MS = 3_000;
  * queue stays on (and per-request retries unlimited) only so that BullMQ's own start-up
  * commands wait for Redis instead of failing for good when the receiver starts before Redis.
  */
-export function createProducerConnection(url: string, log: Logger): Redis {
+export function createProducerConnection(url: string, log: Logger): RedisConnection {
   return createConnection(url, log, {
     maxRetriesPerRequest: null,
     connectTimeout: 2_000,
@@ -18,12 +22,12 @@ export function createProducerConnection(url: string, log: Logger): Redis {
   });
 }
 
-export function isReady(connection: Redis): boolean {
+export function isReady(connection: RedisConnection): boolean {
   return connection.status === 'ready';
 }
 
 /** Resolves when the connection is ready or after `ms`, whichever comes first. */
-export function waitForRedis(connection: Redis, ms: number): Promise<void> {
+export function waitForRedis(connection: RedisConnection, ms: number): Promise<void> {
   if (isReady(connection)) return Promise.resolve();
   return new Promise((resolve) => {
     // The listener goes with the timer: a health check every few seconds through a long
@@ -42,7 +46,7 @@ export function waitForRedis(connection: Redis, ms: number): Promise<void> {
 const HEALTH_READY_WAIT_MS = 1_000;
 
 /** The health check's view of Redis: the connection is ready, or gets ready soon, and answers PING. */
-export async function answersPing(connection: Redis): Promise<boolean> {
+export async function answersPing(connection: RedisConnection): Promise<boolean> {
   await waitForRedis(connection, HEALTH_READY_WAIT_MS);
   return isReady(connection) && (await connection.ping()) === 'PONG';
 }
@@ -54,7 +58,7 @@ export async function answersPing(connection: Redis): Promise<boolean> {
  * recovery, so those go to debug. Any other error is logged as it comes.
  */
 export function reportBullErrors(
-  connection: Redis,
+  connection: RedisConnection,
   log: Logger,
   message: string,
 ): (error: Error) => void {
@@ -65,15 +69,52 @@ export function reportBullErrors(
 }
 
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */
-export function createWorkerConnection(url: string, log: Logger): Redis {
+export function createWorkerConnection(url: string, log: Logger): RedisConnection {
   return createConnection(url, log, { maxRetriesPerRequest: null, connectTimeout: 5_000 });
 }
 
-function createConnection(url: string, log: Logger, options: RedisOptions): Redis {
-  const connection = new Redis(url, {
-    ...options,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-  });
+/** Reconnects soon after a drop, then every 2 s: a failover is found within 2 s of finishing. */
+const reconnectDelay = (attempt: number) => Math.min(attempt * 200, 2_000);
+
+/**
+ * The one place a Redis client is made, for every process and command: the client REDIS_URL
+ * calls for (see parseRedisUrl), with the caller's options on every server connection. TLS
+ * certificates are checked against Node's CAs, NODE_EXTRA_CA_CERTS included.
+ */
+function createConnection(url: string, log: Logger, options: RedisOptions): RedisConnection {
+  const target = parseRedisUrl(url);
+  const serverOptions: RedisOptions = { ...options, retryStrategy: reconnectDelay };
+  let connection: RedisConnection;
+  if (target.mode === 'standalone') {
+    connection = new Redis(target.url, serverOptions);
+  } else {
+    const { username, password } = target;
+    const tls = target.tls ? { tls: {} } : {};
+    if (target.mode === 'sentinel') {
+      connection = new Redis({
+        ...serverOptions,
+        ...tls,
+        username,
+        password,
+        db: target.db,
+        sentinels: target.sentinels,
+        name: target.masterName,
+        // rediss+sentinel: TLS to the sentinels and to the master alike.
+        ...(target.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+        sentinelRetryStrategy: reconnectDelay,
+      });
+    } else {
+      connection = new Cluster(target.nodes, {
+        redisOptions: { ...options, ...tls, username, password },
+        clusterRetryStrategy: reconnectDelay,
+        // While a replica takes over a dead master's slots, commands wait for the new map
+        // instead of failing: the producer's command timeout still bounds each request.
+        retryDelayOnFailover: 200,
+        retryDelayOnClusterDown: 200,
+        slotsRefreshTimeout: 2_000,
+      });
+    }
+  }
   let reported = false;
   connection.on('error', (error) => {
     if (!reported) log.warn({ err: error }, 'redis connection error');

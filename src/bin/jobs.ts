@@ -4,6 +4,7 @@ import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { createLogger, scrub } from '../logger.ts';
 import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
+import { describeRedisTarget, parseRedisUrl } from '../redis-url.ts';
 import { exitWithUsage, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run jobs -- <command>
@@ -30,9 +31,17 @@ await runOrExit(async () => {
   const config = loadConfigOrExit();
   const log = createLogger({ level: 'silent' });
   const redis = createProducerConnection(config.redisUrl, log);
+  let lastError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    lastError = error;
+  });
   await waitForRedis(redis, REDIS_CONNECT_WAIT_MS);
-  if (!isReady(redis))
-    exitWithError(`REDIS_URL: cannot connect to ${new URL(config.redisUrl).host}`);
+  if (!isReady(redis)) {
+    const target = describeRedisTarget(parseRedisUrl(config.redisUrl));
+    exitWithError(
+      `REDIS_URL: cannot connect to ${target}${lastError ? `: ${scrub(lastError.message)}` : ''}`,
+    );
+  }
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
   try {
     switch (command) {

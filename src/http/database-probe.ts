@@ -1,12 +1,14 @@
 import pg from 'pg';
+import { postgresConnection } from '../database-url.ts';
 
 /**
  * The receiver's database health check: one small connection pool and `select 1`. The receiver
- * writes nothing to PostgreSQL, so it does without the ORM and the memory it takes.
+ * writes nothing to PostgreSQL, so it does without the ORM and the memory it takes. It reads
+ * the URL as the ORM does (sslmode included), so it reports connected only when the worker can be.
  */
 export function createDatabaseProbe(databaseUrl: string) {
   const pool = new pg.Pool({
-    connectionString: databaseUrl,
+    ...postgresConnection(databaseUrl),
     max: 1,
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 1_500,

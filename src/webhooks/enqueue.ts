@@ -1,7 +1,6 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { WebhookJobData } from '../queue.ts';
-import { isReady } from '../redis.ts';
+import { isReady, type RedisConnection } from '../redis.ts';
 
 export type EnqueueResult = 'queued' | 'requeued';
 
@@ -17,7 +16,7 @@ export class QueueUnavailableError extends Error {
  */
 export async function enqueueDelivery(
   queue: Queue<WebhookJobData>,
-  redis: Redis,
+  redis: RedisConnection,
   data: WebhookJobData,
 ): Promise<EnqueueResult> {
   if (!isReady(redis)) throw new QueueUnavailableError(`redis is ${redis.status}`);

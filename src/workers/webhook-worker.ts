@@ -1,5 +1,4 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { InvalidPayloadError } from '../errors.ts';
 import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
@@ -11,7 +10,7 @@ import {
   type UserEventType,
   type WebhookJobData,
 } from '../queue.ts';
-import { reportBullErrors } from '../redis.ts';
+import { type RedisConnection, reportBullErrors } from '../redis.ts';
 import type { ChangeOutcome } from '../users/apply-user-changes.ts';
 import { deletionOf, type UserChange, upsertOf } from '../users/user-change.ts';
 import { GroupCommit } from './group-commit.ts';
@@ -51,7 +50,7 @@ export function changeOf(event: ClerkEvent): UserChange | undefined {
 export interface WebhookWorkerOptions {
   queueName: string;
   queuePrefix: string;
-  connection: Redis;
+  connection: RedisConnection;
   concurrency: number;
   services: Services;
   metrics: WorkerMetrics;

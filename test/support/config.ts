@@ -1,4 +1,4 @@
-import { type Config, loadConfig } from '../../src/config.ts';
+import { type Config, ConfigError, loadConfig } from '../../src/config.ts';
 import { TEST_SECRET } from './svix.ts';
 
 /** A validated config for a test, on port 0 (any free port). */
@@ -11,4 +11,15 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
     ...overrides,
   });
+}
+
+/** The ConfigError loadConfig throws for this environment; fails the test when it accepts it. */
+export function configError(env: NodeJS.ProcessEnv): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected loadConfig to reject the environment');
 }

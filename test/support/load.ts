@@ -146,3 +146,45 @@ function describeError(error: unknown): string {
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
   return `${error.name}: ${error.message}${cause}`;
 }
+
+/** An outcome and when its answer came (performance.now()). */
+export interface TimedOutcome extends Outcome {
+  answeredAt: number;
+}
+
+export interface SteadyLoad {
+  /** Every outcome so far, in the order the answers came. */
+  outcomes: TimedOutcome[];
+  /** Stops sending and waits for the requests in flight; returns every outcome. */
+  stop(): Promise<TimedOutcome[]>;
+}
+
+/**
+ * Deliveries of new users, one after another on each lane with a pause between, until stop():
+ * steady traffic through a failover. Each user's id is added to `users`.
+ */
+export function startSteadyLoad(
+  baseUrl: string,
+  users: Set<string>,
+  options: { lanes: number; pauseMs: number },
+): SteadyLoad {
+  const outcomes: TimedOutcome[] = [];
+  let stopping = false;
+  const lane = async () => {
+    while (!stopping) {
+      const [delivery] = newUsers(1, users);
+      const outcome = await send(baseUrl, delivery as Delivery);
+      outcomes.push({ ...outcome, answeredAt: performance.now() });
+      await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+    }
+  };
+  const lanes = Promise.all(Array.from({ length: options.lanes }, lane));
+  return {
+    outcomes,
+    async stop() {
+      stopping = true;
+      await lanes;
+      return outcomes;
+    },
+  };
+}

@@ -40,11 +40,14 @@ export function spawnChild(
   name: string,
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  /** uid and gid: servers that refuse to run as root (postgres, pgbouncer) run as another user. */
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {},
 ): Child {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env,
+    uid: options.uid,
+    gid: options.gid,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);

@@ -53,13 +53,17 @@ export async function spawnNodeServer(
   return service;
 }
 
-/** `npm run start:receiver` / `start:worker`, as spawnNodeServer runs them. */
+/**
+ * `npm run start:receiver` / `start:worker`, as spawnNodeServer runs them. `start` is `npm
+ * start`'s process (migrations, then both in one process), answering on the receiver's port;
+ * its worker's status port comes from `environment`.
+ */
 export function spawnService(
-  kind: 'receiver' | 'worker',
+  kind: 'receiver' | 'worker' | 'start',
   environment: ServiceEnvironment,
 ): Promise<ServiceProcess> {
   return spawnNodeServer(kind, `src/bin/${kind}.ts`, {
-    portVariable: kind === 'receiver' ? 'PORT' : 'WORKER_METRICS_PORT',
+    portVariable: kind === 'worker' ? 'WORKER_METRICS_PORT' : 'PORT',
     env: {
       NODE_ENV: 'test',
       LOG_LEVEL: 'warn',

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect } from 'vitest';
+import type { Services } from '../../src/orm.ts';
 import { withTimeout } from '../../src/timeout.ts';
 import { countRows, createTestDatabase, SERVER_URL, sql, type TestDatabase } from './database.ts';
 import { killAllChildren } from './processes.ts';
@@ -149,7 +150,7 @@ export interface StoredCounts {
   usersWithoutPreferences: number;
 }
 
-export async function storedCounts(db: TestDatabase): Promise<StoredCounts> {
+export async function storedCounts(db: Services): Promise<StoredCounts> {
   const [row] = await sql<{ users: number; preferences: number; orphans: number }>(
     db,
     `select (select count(*)::int from users) as users,
@@ -194,7 +195,7 @@ export async function waitUntilDrained(
  * exactly once, each with exactly one preferences row.
  */
 export async function expectExactlyStored(
-  db: TestDatabase,
+  db: Services,
   clerkUserIds: Iterable<string>,
 ): Promise<void> {
   const expected = new Set(clerkUserIds);
@@ -237,6 +238,6 @@ export async function timeUntil(
 }
 
 /** One line of figures per scenario, for the suite's output. */
-export function report(scenario: string, figures: Record<string, unknown>): void {
-  process.stdout.write(`[faults] ${scenario} ${JSON.stringify(figures)}\n`);
+export function report(scenario: string, figures: Record<string, unknown>, suite = 'faults'): void {
+  process.stdout.write(`[${suite}] ${scenario} ${JSON.stringify(figures)}\n`);
 }

@@ -1,0 +1,87 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNpmScript } from '../support/cli.ts';
+import { countRows, createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { isAcknowledged, newUsers, sendAll } from '../support/load.ts';
+import { killAllChildren } from '../support/processes.ts';
+import { uniqueQueueName } from '../support/queue.ts';
+import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
+import { spawnService } from '../support/services.ts';
+import { expectExactlyStored } from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
+import { createCertificates, type TestCertificates } from './support/certificates.ts';
+
+const PASSWORD = 'tls-only s3cret';
+
+/**
+ * A managed Redis's shape: TLS only (the plain port is off), a certificate from a private CA
+ * that Node trusts through NODE_EXTRA_CA_CERTS, and a password in the URL.
+ */
+describe('Redis with TLS only', () => {
+  let dir: string;
+  let certs: TestCertificates;
+  let redis: PrivateRedis;
+  let db: TestDatabase;
+  let redisUrl: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'clerk-sync-infra-certs-'));
+    certs = await createCertificates(dir);
+    [redis, db] = await Promise.all([
+      startPrivateRedis({ tls: certs, args: ['--requirepass', PASSWORD] }),
+      createTestDatabase(),
+    ]);
+    redisUrl = `rediss://:${encodeURIComponent(PASSWORD)}@127.0.0.1:${redis.port}`;
+  });
+
+  afterAll(async () => {
+    await killAllChildren();
+    await redis?.destroy();
+    await db?.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('carries deliveries end to end, and npm run jobs reads the queue', async () => {
+    const queueName = uniqueQueueName();
+    const environment = {
+      DATABASE_URL: db.url,
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: queueName,
+      NODE_EXTRA_CA_CERTS: certs.ca,
+    };
+    const [receiver, worker] = await Promise.all([
+      spawnService('receiver', environment),
+      spawnService('worker', environment),
+    ]);
+    const users = new Set<string>();
+    const outcomes = await sendAll(receiver.url, newUsers(100, users), 16);
+    expect(outcomes.filter(isAcknowledged)).toHaveLength(100);
+    await waitFor(async () => (await countRows(db, 'users')) === 100, 30_000, '100 users');
+    await expectExactlyStored(db, users);
+
+    const counts = await runNpmScript('jobs', ['counts'], environment);
+    expect(counts.code, counts.output).toBe(0);
+    expect(counts.stdout).toMatch(/^completed +100$/m);
+    for (const service of [receiver, worker]) {
+      expect(service.output.join('\n')).not.toContain(PASSWORD);
+    }
+  });
+
+  it('refuses the server without the private CA: one line naming REDIS_URL, no password', async () => {
+    const { code, stderr } = await runNpmScript('jobs', ['counts'], {
+      REDIS_URL: redisUrl,
+      QUEUE_NAME: uniqueQueueName(),
+      NODE_EXTRA_CA_CERTS: undefined,
+    });
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^clerk-sync: REDIS_URL: cannot connect to 127\\.0\\.0\\.1:${redis.port}: .*certificate`,
+        ),
+      ),
+    ]);
+  });
+});

@@ -1,0 +1,180 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { type PrivateRedis, startPrivateRedis } from '../../support/redis-server.ts';
+import { waitFor } from '../../support/wait.ts';
+
+const run = promisify(execFile);
+const MASTER_NAME = 'mymaster';
+const SETTLE_TIMEOUT_MS = 30_000;
+
+/** Runs one command on one server and closes the connection. */
+export async function command(port: number, name: string, ...args: string[]): Promise<unknown> {
+  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await client.call(name, ...args);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** One field of INFO replication (`master_repl_offset`, `role`…) of the server on `port`. */
+export async function replicationField(port: number, field: string): Promise<string | undefined> {
+  const info = String(await command(port, 'info', 'replication'));
+  return info.match(new RegExp(`^${field}:(.*)\\r?$`, 'm'))?.[1]?.trim();
+}
+
+/**
+ * A master, its replica and three sentinels watching them (quorum 2), each a redis-server of
+ * the test's own. The sentinels call the master down after a second without answers.
+ */
+export interface SentinelSet {
+  master: PrivateRedis;
+  replica: PrivateRedis;
+  sentinels: PrivateRedis[];
+  /** redis+sentinel://…/mymaster, naming the three sentinels. */
+  url: string;
+  /** The master's port as the first sentinel now reports it. */
+  masterPort(): Promise<number>;
+  destroy(): Promise<void>;
+}
+
+export async function startSentinelSet(): Promise<SentinelSet> {
+  const started: PrivateRedis[] = [];
+  const start = async (options: Parameters<typeof startPrivateRedis>[0]) => {
+    const server = await startPrivateRedis(options);
+    started.push(server);
+    return server;
+  };
+  const destroy = async () => {
+    await Promise.all(started.map((server) => server.destroy()));
+  };
+  try {
+    const master = await start({});
+    const replica = await start({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    await waitFor(
+      async () => (await replicationField(replica.port, 'master_link_status')) === 'up',
+      SETTLE_TIMEOUT_MS,
+      'the replica in sync',
+    );
+    const sentinels = await Promise.all(
+      [0, 1, 2].map(() =>
+        start({
+          configLines: [
+            `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${master.port} 2`,
+            `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+            `sentinel failover-timeout ${MASTER_NAME} 10000`,
+          ],
+          args: ['--sentinel'],
+        }),
+      ),
+    );
+    // A failover needs sentinels that know the replica and each other (hello messages, ~2 s).
+    await waitFor(
+      async () => {
+        for (const sentinel of sentinels) {
+          const [replicas, peers] = await Promise.all([
+            command(sentinel.port, 'sentinel', 'replicas', MASTER_NAME),
+            command(sentinel.port, 'sentinel', 'sentinels', MASTER_NAME),
+          ]);
+          if ((replicas as unknown[]).length !== 1 || (peers as unknown[]).length !== 2)
+            return false;
+        }
+        return true;
+      },
+      SETTLE_TIMEOUT_MS,
+      'sentinels that know the replica and each other',
+    );
+    const hosts = sentinels.map((sentinel) => `127.0.0.1:${sentinel.port}`).join(',');
+    return {
+      master,
+      replica,
+      sentinels,
+      url: `redis+sentinel://${hosts}/${MASTER_NAME}`,
+      async masterPort() {
+        const sentinel = sentinels[0] as PrivateRedis;
+        const address = await command(
+          sentinel.port,
+          'sentinel',
+          'get-master-addr-by-name',
+          MASTER_NAME,
+        );
+        return Number((address as string[])[1]);
+      },
+      destroy,
+    };
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
+}
+
+/** Three masters with one replica each, made a cluster by `redis-cli --cluster create`. */
+export interface RedisClusterSet {
+  nodes: PrivateRedis[];
+  /** redis+cluster://…, naming two of the nodes. */
+  url: string;
+  /** The port of the master that serves `key`'s slot now, as a surviving node reports it. */
+  masterPortForKey(key: string, askPort: number): Promise<number>;
+  /** Every node still running agrees that the cluster is ok. */
+  isHealthy(): Promise<boolean>;
+  destroy(): Promise<void>;
+}
+
+export async function startRedisCluster(): Promise<RedisClusterSet> {
+  const nodes = await Promise.all(
+    Array.from({ length: 6 }, () =>
+      startPrivateRedis({
+        args: [
+          ...['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
+          // A master unanswered for a second is failed over by its replica.
+          ...['--cluster-node-timeout', '1000'],
+        ],
+      }),
+    ),
+  );
+  const destroy = async () => {
+    await Promise.all(nodes.map((node) => node.destroy()));
+  };
+  const running = () => nodes.filter((node) => node.child !== undefined);
+  const cluster: RedisClusterSet = {
+    nodes,
+    url: `redis+cluster://127.0.0.1:${nodes[0]?.port},127.0.0.1:${nodes[1]?.port}`,
+    async masterPortForKey(key, askPort) {
+      const slot = Number(await command(askPort, 'cluster', 'keyslot', key));
+      const slots = (await command(askPort, 'cluster', 'slots')) as [
+        number,
+        number,
+        [string, number],
+      ][];
+      const owner = slots.find(([from, to]) => slot >= from && slot <= to);
+      if (!owner) throw new Error(`no node serves slot ${slot}`);
+      return owner[2][1];
+    },
+    async isHealthy() {
+      for (const node of running()) {
+        const info = String(await command(node.port, 'cluster', 'info'));
+        if (!info.includes('cluster_state:ok')) return false;
+      }
+      return true;
+    },
+    destroy,
+  };
+  try {
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...nodes.map((node) => `127.0.0.1:${node.port}`),
+      '--cluster-replicas',
+      '1',
+      '--cluster-yes',
+    ]);
+    await waitFor(() => cluster.isHealthy(), SETTLE_TIMEOUT_MS, 'the cluster ok on every node');
+    return cluster;
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
+}
