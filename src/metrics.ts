@@ -68,6 +68,12 @@ export function createWorkerMetrics() {
       labelNames,
       registers: [registry],
     }),
+    skipped: new Counter({
+      name: 'clerk_sync_events_skipped_total',
+      help: 'Events completed without a change for an expected reason (no_email: the user has no verified email address)',
+      labelNames: ['type', 'reason'] as const,
+      registers: [registry],
+    }),
     retried: new Counter({
       name: 'clerk_sync_jobs_retried_total',
       help: 'Job attempts that failed and were scheduled to run again',

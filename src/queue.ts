@@ -80,10 +80,15 @@ export function toJobEvent(event: ClerkEvent): ClerkEvent {
     data: {
       id: data.id,
       deleted: data.deleted,
-      email_addresses: addresses?.map((address) => ({
-        id: pick(address, 'id'),
-        email_address: pick(address, 'email_address'),
-      })),
+      email_addresses: addresses?.map((address) => {
+        // The worker stores only a verified address, so the status travels with each one.
+        const verification = pick(address, 'verification');
+        return {
+          id: pick(address, 'id'),
+          email_address: pick(address, 'email_address'),
+          verification: verification ? { status: pick(verification, 'status') } : null,
+        };
+      }),
       primary_email_address_id: data.primary_email_address_id,
       public_metadata: { timezone: pick(data.public_metadata, 'timezone') },
       unsafe_metadata: { timezone: pick(data.unsafe_metadata, 'timezone') },

@@ -6,7 +6,7 @@ import type { Services } from '../orm.ts';
 import { cappedExponentialBackoff, type WebhookJobData } from '../queue.ts';
 import { reportBullErrors } from '../redis.ts';
 import type { UserChange } from '../users/apply-user-changes.ts';
-import { handlerContext } from './context.ts';
+import { type HandlerOutcome, handlerContext } from './context.ts';
 import { clerkUserIdOf, dispatchEvent } from './dispatch.ts';
 import { GroupCommit } from './group-commit.ts';
 
@@ -32,6 +32,18 @@ export interface WebhookWorkerOptions {
   /** Jobs whose changes may share one transaction; 1 commits each job on its own. */
   batchSize: number;
   batchWindowMs: number;
+}
+
+/**
+ * What a job completes with: the change it made, or `skipped` and why for an expected
+ * condition that stores nothing (a user with no verified email address: a phone-only sign-up).
+ */
+export type JobResult =
+  | { outcome: Exclude<HandlerOutcome, 'no_email'> | 'ignored' }
+  | { outcome: 'skipped'; reason: 'no_email' };
+
+function jobResult(outcome: HandlerOutcome | 'ignored'): JobResult {
+  return outcome === 'no_email' ? { outcome: 'skipped', reason: outcome } : { outcome };
 }
 
 /**
@@ -81,9 +93,11 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       const context = groupCommit
         ? { em, log: jobLog, commit: (change: UserChange) => groupCommit.apply(change) }
         : handlerContext(em, jobLog);
-      const outcome = await dispatchEvent(event, context);
-      jobLog.info({ outcome, attempt: job.attemptsMade + 1 }, 'event processed');
-      return outcome;
+      const result = jobResult(await dispatchEvent(event, context));
+      if (result.outcome === 'skipped')
+        metrics.skipped.inc({ type: event.type, reason: result.reason });
+      jobLog.info({ ...result, attempt: job.attemptsMade + 1 }, 'event processed');
+      return result;
     } catch (error) {
       const permanent = error instanceof UnrecoverableError;
       const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 export interface FakeUser {
   id: string;
   email?: string | null;
+  /** Whether Clerk verified the address; true unless set. */
+  emailVerified?: boolean;
   timezone?: string;
   createdAt: number;
   updatedAt: number;
@@ -72,7 +74,10 @@ export function userJson(user: FakeUser) {
             id: emailId,
             object: 'email_address',
             email_address: user.email,
-            verification: null,
+            verification:
+              user.emailVerified === false
+                ? null
+                : { object: 'verification_email_code', status: 'verified', strategy: 'email_code' },
             linked_to: [],
           },
         ]
