@@ -1,13 +1,17 @@
-import { UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clerkId, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import { clerkId } from '../src/clerk/sample-events.ts';
 import { createLogger } from '../src/logger.ts';
-import { type ClerkEvent, createQueue, JOB_ATTEMPTS, toJobEvent } from '../src/queue.ts';
+import { createQueue, JOB_ATTEMPTS } from '../src/queue.ts';
 import { runNpmScript } from './support/cli.ts';
-import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import {
+  addDelivery,
+  failWaitingJobs,
+  REDIS_URL,
+  removeQueue,
+  uniqueQueueName,
+} from './support/queue.ts';
 import { newSvixId } from './support/svix.ts';
-import { waitFor } from './support/wait.ts';
 
 const queueName = uniqueQueueName();
 const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
@@ -24,26 +28,12 @@ async function attemptsMade(jobId: string): Promise<number> {
   return Number((await redis.hget(queue.toKey(jobId), 'atm')) ?? 0);
 }
 
-function add(svixId: string, clerkUserId = clerkId('user')) {
-  const event = toJobEvent(
-    sampleUserEvent('user.created', { id: clerkUserId }) as unknown as ClerkEvent,
-  );
-  return queue.add(event.type, { svixId, receivedAt: Date.now(), event }, { jobId: svixId });
-}
-
 beforeAll(async () => {
   // Three deliveries fail for good, as a payload that can never succeed does; a fourth waits.
-  for (const [index, svixId] of failedIds.entries()) await add(svixId, clerkUserIds[index]);
-  const failing = new Worker(
-    queueName,
-    async () => {
-      throw new UnrecoverableError('simulated failure for person@example.com');
-    },
-    { connection: inspectQueue(queueName).opts.connection },
-  );
-  await waitFor(async () => (await queue.getFailedCount()) === 3, 10_000, 'three failed jobs');
-  await failing.close();
-  await add(waitingId);
+  for (const [index, svixId] of failedIds.entries())
+    await addDelivery(queue, svixId, clerkUserIds[index]);
+  await failWaitingJobs(queue, failedIds.length);
+  await addDelivery(queue, waitingId);
 });
 
 afterAll(async () => {
