@@ -28,6 +28,8 @@ export interface FakeClerkApi {
   faults: InjectedFault[];
   /** Called with the n-th GET /v1/users (1-based) before it is answered: Clerk changing meanwhile. */
   beforeListRequest?: (requestNumber: number) => void;
+  /** While set, every request is read and never answered: a Clerk, or a proxy, that hangs. */
+  hang: boolean;
   /** How long each GET /v1/users/:id takes to answer, so that concurrent ones overlap. */
   userLookupDelayMs: number;
   /** The most GET /v1/users/:id in flight at once so far. */
@@ -113,11 +115,12 @@ export async function startFakeClerkApi(
   // What the tests read and change while the server runs; the handler reads it from here.
   const api: Omit<FakeClerkApi, 'url' | 'close' | 'peakConcurrentLookups'> & {
     peakConcurrentLookups: number;
-  } = { users, requests: [], faults, userLookupDelayMs: 0, peakConcurrentLookups: 0 };
+  } = { users, requests: [], faults, hang: false, userLookupDelayMs: 0, peakConcurrentLookups: 0 };
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     api.requests.push(`${request.method} ${url.pathname}${url.search}`);
+    if (api.hang) return;
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       response.writeHead(status, { 'Content-Type': 'application/json', ...headers });
       response.end(JSON.stringify(body));
