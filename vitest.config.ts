@@ -3,8 +3,8 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // The fault-injection suite runs on its own: vitest.faults.config.ts.
-    exclude: [...configDefaults.exclude, 'test/faults/**'],
+    // The process suites run on their own: vitest.<suite>.config.ts.
+    exclude: [...configDefaults.exclude, 'test/{faults,security,infra,ops}/**'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -45,6 +45,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     health: {
       database: () => database.isReachable(),
       redis: () => answersPing(redis),
+      readiness: ['redis'],
     },
     routers: [
       ...(config.dashboard ? [await dashboardRouter(queue, config.dashboard)] : []),

@@ -18,7 +18,7 @@ import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 export const WORKER_CLOSE_TIMEOUT_MS = 5_000;
 
 export interface WorkerProcess extends Stoppable {
-  /** The status server's port: GET /metrics and GET /api/v1/health. */
+  /** The status server's port: GET /metrics, GET /api/v1/health, GET /livez and GET /readyz. */
   port: number;
   server: Server;
 }
@@ -60,6 +60,7 @@ export async function startWorker(
     health: {
       database: () => isDatabaseReachable(services.orm),
       redis: () => answersPing(connection),
+      readiness: ['database', 'redis'],
     },
   });
   const server = await listen(app, config.workerMetricsPort);
