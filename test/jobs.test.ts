@@ -1,45 +1,25 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clerkId } from '../src/clerk/sample-events.ts';
-import { createLogger } from '../src/logger.ts';
-import { createQueue, JOB_ATTEMPTS } from '../src/queue.ts';
+import { JOB_ATTEMPTS } from '../src/queue.ts';
 import { runNpmScript } from './support/cli.ts';
-import {
-  addDelivery,
-  failWaitingJobs,
-  REDIS_URL,
-  removeQueue,
-  uniqueQueueName,
-} from './support/queue.ts';
-import { newSvixId } from './support/svix.ts';
+import { type QueueWithFailures, queueWithFailures, REDIS_URL } from './support/queue.ts';
 
-const queueName = uniqueQueueName();
-const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-const queue = createQueue(queueName, 'bull', redis, createLogger({ level: 'silent' }));
-const failedIds = [newSvixId(), newSvixId(), newSvixId()];
-const clerkUserIds = failedIds.map(() => clerkId('user'));
-const waitingId = newSvixId();
+let fixture: QueueWithFailures;
+beforeAll(async () => {
+  fixture = await queueWithFailures();
+});
+afterAll(() => fixture?.remove());
 
 const jobs = (...args: string[]) =>
-  runNpmScript('jobs', args, { REDIS_URL, QUEUE_NAME: queueName, LOG_LEVEL: 'silent' });
+  runNpmScript('jobs', args, {
+    REDIS_URL,
+    QUEUE_NAME: fixture.queue.name,
+    LOG_LEVEL: 'silent',
+  });
 
 /** How many attempts a job has made so far, as BullMQ keeps it in Redis. */
 async function attemptsMade(jobId: string): Promise<number> {
-  return Number((await redis.hget(queue.toKey(jobId), 'atm')) ?? 0);
+  return Number((await fixture.redis.hget(fixture.queue.toKey(jobId), 'atm')) ?? 0);
 }
-
-beforeAll(async () => {
-  // Three deliveries fail for good, as a payload that can never succeed does; a fourth waits.
-  for (const [index, svixId] of failedIds.entries())
-    await addDelivery(queue, svixId, clerkUserIds[index]);
-  await failWaitingJobs(queue, failedIds.length);
-  await addDelivery(queue, waitingId);
-});
-
-afterAll(async () => {
-  await removeQueue(queue);
-  redis.disconnect();
-});
 
 describe('npm run jobs', () => {
   it('counts jobs by state', async () => {
@@ -57,7 +37,7 @@ describe('npm run jobs', () => {
     expect(rows[0]).toBe('job id\tevent type\tclerk user id\tattempts\treason');
     expect(rows.slice(1).map((row) => row.split('\t').slice(0, 4))).toEqual(
       expect.arrayContaining(
-        failedIds.map((id, index) => [id, 'user.created', clerkUserIds[index], '1']),
+        fixture.failed.map(({ svixId, clerkUserId }) => [svixId, 'user.created', clerkUserId, '1']),
       ),
     );
     expect(rows).toHaveLength(4);
@@ -66,32 +46,31 @@ describe('npm run jobs', () => {
   });
 
   it('retries one failed job with all its attempts again, and names an unknown one', async () => {
-    const [first] = failedIds as [string];
-    expect(await attemptsMade(first)).toBe(1);
+    const { svixId } = fixture.failed[0] as { svixId: string };
+    expect(await attemptsMade(svixId)).toBe(1);
 
-    const retried = await jobs('retry', first);
-    const unknown = await jobs('retry', waitingId);
+    const retried = await jobs('retry', svixId);
+    const unknown = await jobs('retry', fixture.waitingId);
 
-    expect(retried).toMatchObject({ code: 0, stdout: `retrying ${first}\n` });
-    expect(await queue.getJobState(first)).toBe('waiting');
-    expect(await attemptsMade(first)).toBe(0);
+    expect(retried).toMatchObject({ code: 0, stdout: `retrying ${svixId}\n` });
+    expect(await fixture.queue.getJobState(svixId)).toBe('waiting');
+    expect(await attemptsMade(svixId)).toBe(0);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain(`no failed job with id ${waitingId}`);
+    expect(unknown.stderr).toContain(`no failed job with id ${fixture.waitingId}`);
   });
 
   it('retries every failed job with all its attempts again', async () => {
-    const rest = failedIds.slice(1);
+    const rest = fixture.failed.slice(1).map(({ svixId }) => svixId);
 
     const { code, stdout } = await jobs('retry', '--all');
 
     expect(code).toBe(0);
     expect(stdout).toBe(`retrying ${rest.length} failed job(s)\n`);
-    expect(await queue.getFailedCount()).toBe(0);
+    expect(await fixture.queue.getFailedCount()).toBe(0);
     for (const id of rest) {
-      expect(await queue.getJobState(id)).toBe('waiting');
+      expect(await fixture.queue.getJobState(id)).toBe('waiting');
       expect(await attemptsMade(id)).toBe(0);
     }
-    const job = await queue.getJob(failedIds[1] as string);
-    expect(job?.opts.attempts).toBe(JOB_ATTEMPTS);
+    expect((await fixture.queue.getJob(rest[0] as string))?.opts.attempts).toBe(JOB_ATTEMPTS);
   });
 });

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { clerkId, sampleUserEvent } from '../../src/clerk/sample-events.ts';
-import { type ClerkEvent, toJobEvent, type WebhookJobData } from '../../src/queue.ts';
+import { createLogger } from '../../src/logger.ts';
+import { type ClerkEvent, createQueue, toJobEvent, type WebhookJobData } from '../../src/queue.ts';
 import { newSvixId } from './svix.ts';
 import { waitFor } from './wait.ts';
 
@@ -55,4 +57,40 @@ export async function failWaitingJobs(queue: Queue, count: number): Promise<void
   } finally {
     await failing.close();
   }
+}
+
+export interface QueueWithFailures {
+  queue: Queue<WebhookJobData>;
+  /** The test's own connection to the queue's Redis, for reading keys directly. */
+  redis: Redis;
+  failed: { svixId: string; clerkUserId: string }[];
+  waitingId: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * A queue of its own, with the service's job options, holding three deliveries that failed for
+ * good and one that waits.
+ */
+export async function queueWithFailures(): Promise<QueueWithFailures> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = createQueue(uniqueQueueName(), 'bull', redis, createLogger({ level: 'silent' }));
+  const failed = Array.from({ length: 3 }, () => ({
+    svixId: newSvixId(),
+    clerkUserId: clerkId('user'),
+  }));
+  for (const { svixId, clerkUserId } of failed) await addDelivery(queue, svixId, clerkUserId);
+  await failWaitingJobs(queue, failed.length);
+  const waitingId = newSvixId();
+  await addDelivery(queue, waitingId);
+  return {
+    queue,
+    redis,
+    failed,
+    waitingId,
+    async remove() {
+      await removeQueue(queue);
+      redis.disconnect();
+    },
+  };
 }
