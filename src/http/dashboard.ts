@@ -23,17 +23,17 @@ export async function dashboardRouter(
     import('@bull-board/express'),
   ]);
   /**
-   * bull-board's read-only mode hides every action and refuses each with 405, retries included
-   * (it turns allowRetries off, and allowCompletedRetries with it); this keeps the mode and
-   * shows the retry buttons of failed jobs only, whose requests retryOnly() serves itself.
+   * bull-board's read-only mode would hide and refuse (405) retries too, in its pages and on
+   * its server, so it stays off; this adapter offers retries of failed jobs only, and
+   * retryOnly() refuses every other action.
    */
-  class RetryOnlyAdapter extends BullMQAdapter {
-    override readonly allowRetries = true;
+  class FailedRetriesAdapter extends BullMQAdapter {
+    override readonly allowCompletedRetries = false;
   }
   const board = new ExpressAdapter();
   board.setBasePath(DASHBOARD_PATH);
   createBullBoard({
-    queues: [new RetryOnlyAdapter(queue, { readOnlyMode: true })],
+    queues: [new FailedRetriesAdapter(queue, { readOnlyMode: false, allowRetries: true })],
     serverAdapter: board,
   });
   const router = Router();
@@ -48,7 +48,8 @@ export async function dashboardRouter(
 
 /**
  * Reads pass on to bull-board; the two retry routes of failed jobs are served here, giving
- * each job its full attempts again as `npm run jobs -- retry` does; anything else is refused.
+ * each job its full attempts again as `npm run jobs -- retry` does; anything else is refused
+ * (the pages still show bull-board's other buttons; each gets this 403).
  */
 function retryOnly(queue: Queue): Router {
   const router = Router();
