@@ -4,13 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     // The process suites run on their own: vitest.<suite>.config.ts.
-    exclude: [
-      ...configDefaults.exclude,
-      'test/faults/**',
-      'test/security/**',
-      'test/infra/**',
-      'test/ops/**',
-    ],
+    exclude: [...configDefaults.exclude, 'test/{faults,security,infra,ops}/**'],
     pool: 'forks',
     maxWorkers: 2,
     testTimeout: 30_000,

@@ -115,6 +115,7 @@ const envSchema = z.object({
   CLERK_API_URL: urlWithProtocols(['http:', 'https:'], 'https://api.clerk.com').default(
     'https://api.clerk.com',
   ),
+  CLERK_API_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   DASHBOARD_USERNAME: optionalText,
   DASHBOARD_PASSWORD: optionalText,
 });
@@ -151,6 +152,8 @@ export interface Config {
   /** Clerk Backend API, for backfill and reconcile. */
   readonly clerkSecretKey: string | undefined;
   readonly clerkApiUrl: string;
+  /** How long one Backend API request may take to connect, to answer, and between body chunks. */
+  readonly clerkApiTimeoutMs: number;
   readonly dashboard: { readonly username: string; readonly password: string } | undefined;
 }
 
@@ -200,6 +203,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: values.LOG_LEVEL,
     clerkSecretKey: values.CLERK_SECRET_KEY,
     clerkApiUrl: values.CLERK_API_URL,
+    clerkApiTimeoutMs: values.CLERK_API_TIMEOUT_MS,
     dashboard:
       values.DASHBOARD_USERNAME && values.DASHBOARD_PASSWORD
         ? Object.freeze({

@@ -153,6 +153,17 @@ export function createWorkerMetrics(dependencies: DependencyChecks) {
       'clerk_sync_jobs_retried_total',
       'Job attempts that failed and were scheduled to run again',
     ),
+    skipped: (() => {
+      const counter = new Counter({
+        name: 'clerk_sync_events_skipped_total',
+        help: 'Events completed without a change for an expected reason (no_email: the user has no verified email address)',
+        labelNames: ['type', 'reason'] as const,
+        registers: [registry],
+      });
+      for (const type of ['user.created', 'user.updated'])
+        counter.inc({ type, reason: 'no_email' }, 0);
+      return counter;
+    })(),
     batchSize: new Histogram({
       name: 'clerk_sync_commit_batch_size',
       help: 'Jobs whose changes were committed together in one transaction (group commit)',

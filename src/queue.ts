@@ -37,23 +37,33 @@ export interface ClerkEvent {
   timestamp?: unknown;
 }
 
-/** Enough attempts, with exponential backoff from 1 s capped at 60 s, to outlast a database outage of about 30 minutes. */
-export const JOB_ATTEMPTS = 40;
+/**
+ * Svix gives up on a delivery about 28 hours after the first attempt; an acknowledged job must
+ * not give up sooner. Backoff doubles from 1 s to a cap of 5 minutes, and 400 attempts span
+ * about 32.6 hours, so a transient error (PostgreSQL unreachable, a timeout, a deadlock, a
+ * serialization failure) that outlasts Svix's own retries still ends with the job done. Only
+ * a payload that can never succeed (UnrecoverableError) fails sooner, at once.
+ */
+export const JOB_ATTEMPTS = 400;
 export const BACKOFF_DELAY_MS = 1_000;
-export const BACKOFF_MAX_DELAY_MS = 60_000;
+export const BACKOFF_MAX_DELAY_MS = 5 * 60_000;
+/** A job that fails 400 times would otherwise carry 400 stack traces in Redis. */
+export const STACK_TRACE_LIMIT = 3;
 
 /**
  * Finished jobs are kept so that a quick redelivery of a completed one is recognised without
  * touching the database (the handlers are idempotent, so an older duplicate is merely
- * processed again) and so that failed ones stay inspectable. Both are bounded in age and count,
- * which bounds Redis memory whatever the traffic.
+ * processed again) and so that failed ones stay inspectable. Completed jobs are bounded in age
+ * and count. Failed jobs only in age: each was answered 2xx, so trimming them by count would
+ * drop acknowledged deliveries with no trace whenever many fail at once.
  */
 export const COMPLETED_JOB_RETENTION = { age: 24 * 60 * 60, count: 10_000 };
-export const FAILED_JOB_RETENTION = { age: 14 * 24 * 60 * 60, count: 50_000 };
+export const FAILED_JOB_RETENTION = { age: 14 * 24 * 60 * 60 };
 
 export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
   attempts: JOB_ATTEMPTS,
   backoff: { type: 'capped-exponential' },
+  stackTraceLimit: STACK_TRACE_LIMIT,
   removeOnComplete: COMPLETED_JOB_RETENTION,
   removeOnFail: FAILED_JOB_RETENTION,
 };
@@ -79,10 +89,15 @@ export function toJobEvent(event: ClerkEvent): ClerkEvent {
     data: {
       id: data.id,
       deleted: data.deleted,
-      email_addresses: addresses?.map((address) => ({
-        id: pick(address, 'id'),
-        email_address: pick(address, 'email_address'),
-      })),
+      email_addresses: addresses?.map((address) => {
+        // The worker stores only a verified address, so the status travels with each one.
+        const verification = pick(address, 'verification');
+        return {
+          id: pick(address, 'id'),
+          email_address: pick(address, 'email_address'),
+          verification: verification ? { status: pick(verification, 'status') } : null,
+        };
+      }),
       primary_email_address_id: data.primary_email_address_id,
       public_metadata: { timezone: pick(data.public_metadata, 'timezone') },
       unsafe_metadata: { timezone: pick(data.unsafe_metadata, 'timezone') },

@@ -46,12 +46,15 @@ afterEach(async () => {
 
 /**
  * Clerk's users, oldest first: a third with Europe/Paris in public metadata, the rest without
- * a timezone; two without any email address; one with a timezone that is no IANA name and one
+ * a timezone; two without a usable email address (one has none, one only an address Clerk has
+ * not verified, which is never stored); one with a timezone that is no IANA name and one
  * spelled in lower case.
  */
 function clerkUsers(): FakeUser[] {
   const users = generateUsers(USER_COUNT);
-  for (const index of WITHOUT_EMAIL) user(users, index).email = null;
+  const [withoutAddress = 0, unverified = 0] = WITHOUT_EMAIL;
+  user(users, withoutAddress).email = null;
+  user(users, unverified).emailVerified = false;
   user(users, 4).timezone = 'Mars/Olympus_Mons';
   user(users, 5).timezone = 'asia/tokyo';
   return users;
@@ -79,7 +82,7 @@ function expectedRow(clerk: FakeUser) {
 }
 
 function expectedRows(users: FakeUser[]) {
-  return users.filter((clerk) => clerk.email).map(expectedRow);
+  return users.filter((clerk) => clerk.email && clerk.emailVerified !== false).map(expectedRow);
 }
 
 async function userRows() {

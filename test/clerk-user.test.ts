@@ -18,10 +18,16 @@ function clerkUser(overrides: Partial<ClerkUser> = {}): ClerkUser {
   };
 }
 
+const verified = { status: 'verified' };
 const addresses = [
-  { id: 'idn_first', email_address: 'first@example.com' },
-  { id: 'idn_primary', email_address: 'primary@example.com' },
+  { id: 'idn_first', email_address: 'first@example.com', verification: verified },
+  { id: 'idn_primary', email_address: 'primary@example.com', verification: verified },
 ];
+const unverified = {
+  id: 'idn_unverified',
+  email_address: 'not-theirs@example.com',
+  verification: null,
+};
 
 describe('chooseEmail', () => {
   it('takes the primary address', () => {
@@ -32,14 +38,45 @@ describe('chooseEmail', () => {
     ).toBe('primary@example.com');
   });
 
-  it('falls back to the first address without a primary', () => {
+  it('falls back to the first verified address without a primary', () => {
     expect(chooseEmail(clerkUser({ email_addresses: addresses }))).toBe('first@example.com');
+    expect(chooseEmail(clerkUser({ email_addresses: [unverified, ...addresses] }))).toBe(
+      'first@example.com',
+    );
   });
 
-  it('falls back to the first address when the primary id matches none', () => {
+  it('falls back to the first verified address when the primary id matches none', () => {
     expect(
       chooseEmail(clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_gone' })),
     ).toBe('first@example.com');
+  });
+
+  it('never takes an unverified address, primary or not', () => {
+    expect(chooseEmail(clerkUser({ email_addresses: [unverified] }))).toBeUndefined();
+    expect(
+      chooseEmail(
+        clerkUser({ email_addresses: [unverified], primary_email_address_id: 'idn_unverified' }),
+      ),
+    ).toBeUndefined();
+    expect(
+      chooseEmail(
+        clerkUser({
+          email_addresses: [
+            { ...unverified, verification: { status: 'unverified' } },
+            ...addresses,
+          ],
+          primary_email_address_id: 'idn_unverified',
+        }),
+      ),
+    ).toBe('first@example.com');
+  });
+
+  it('in a job queued before verification was kept, takes the primary address only', () => {
+    const legacy = addresses.map(({ id, email_address }) => ({ id, email_address }));
+    expect(
+      chooseEmail(clerkUser({ email_addresses: legacy, primary_email_address_id: 'idn_primary' })),
+    ).toBe('primary@example.com');
+    expect(chooseEmail(clerkUser({ email_addresses: legacy }))).toBeUndefined();
   });
 
   it('is undefined when the user has no address', () => {
@@ -52,8 +89,8 @@ describe('chooseEmail', () => {
       chooseEmail(
         clerkUser({
           email_addresses: [
-            { id: 'idn_long', email_address: tooLong },
-            { id: 'idn_empty', email_address: '' },
+            { id: 'idn_long', email_address: tooLong, verification: verified },
+            { id: 'idn_empty', email_address: '', verification: verified },
           ],
           primary_email_address_id: 'idn_long',
         }),
@@ -109,7 +146,16 @@ describe('trimClerkUser', () => {
   const users: ClerkUser[] = [
     clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_primary' }),
     clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_gone' }),
-    clerkUser({ email_addresses: [{ id: 'idn_empty', email_address: '' }, ...addresses] }),
+    clerkUser({
+      email_addresses: [
+        { id: 'idn_empty', email_address: '', verification: verified },
+        ...addresses,
+      ],
+    }),
+    clerkUser({
+      email_addresses: [unverified, ...addresses],
+      primary_email_address_id: 'idn_unverified',
+    }),
     clerkUser({ public_metadata: { timezone: 'Europe/Paris' }, unsafe_metadata: null }),
     clerkUser({
       public_metadata: { timezone: 'Not/AZone' },
@@ -136,7 +182,7 @@ describe('trimClerkUser', () => {
             email_address: 'primary@example.com',
             verification: { status: 'verified' },
           },
-          { id: 'idn_other', email_address: 'other@example.com' },
+          { id: 'idn_other', email_address: 'other@example.com', verification: verified },
         ],
         primary_email_address_id: 'idn_primary',
         public_metadata: { timezone: 'Europe/Paris', plan: 'pro', notes: 'x'.repeat(10_000) },
@@ -146,7 +192,9 @@ describe('trimClerkUser', () => {
 
     expect(trimmed).toEqual({
       id: 'user_1',
-      email_addresses: [{ id: 'idn_primary', email_address: 'primary@example.com' }],
+      email_addresses: [
+        { id: 'idn_primary', email_address: 'primary@example.com', verification: verified },
+      ],
       primary_email_address_id: 'idn_primary',
       public_metadata: { timezone: 'Europe/Paris' },
       unsafe_metadata: null,

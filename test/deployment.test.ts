@@ -95,7 +95,24 @@ describe('docker-compose.yml', () => {
     expect(postgres.image).toMatch(/^pgvector\/pgvector:/);
     expect(postgres.healthcheck.test.join(' ')).toContain('pg_isready');
     expect(redis.command).toEqual(expect.arrayContaining(['--appendonly', 'yes']));
-    expect(redis.healthcheck.test).toContain('ping');
+    expect(redis.healthcheck.test.join(' ')).toContain('redis-cli ping');
+  });
+
+  it('runs Redis with a password from a required variable, which every service and the health check use', () => {
+    const { redis } = compose.services;
+    const services = compose.services as Record<string, { environment?: Record<string, string> }>;
+    const password = redis.command[redis.command.indexOf('--requirepass') + 1];
+    // Compose refuses to start when a variable written `${NAME:?message}` is unset.
+    expect(password.startsWith(`\${REDIS_PASSWORD:?`)).toBe(true);
+    // redis-cli, which runs the health check, authenticates with REDISCLI_AUTH.
+    expect(redis.environment.REDISCLI_AUTH).toBe(password);
+    const clients = Object.keys(services).filter((name) => services[name]?.environment?.REDIS_URL);
+    expect(clients.sort()).toEqual(['receiver', 'worker']);
+    for (const name of clients) {
+      const url = new URL(services[name]?.environment?.REDIS_URL ?? '');
+      expect(decodeURIComponent(url.password)).toBe(`\${REDIS_PASSWORD}`);
+      expect(url.host).toBe('redis:6379');
+    }
   });
 
   it('migrates once before the receiver and the worker start, both built from the Dockerfile', () => {

@@ -38,26 +38,35 @@ function jobEvent(event: object): ClerkEvent {
   return toJobEvent(event as ClerkEvent);
 }
 
-function created(id: string, user: { email?: string | null; timezone?: string; at?: number }) {
-  return jobEvent(
-    sampleUserEvent('user.created', {
-      id,
-      email: user.email,
-      timezone: user.timezone,
-      updatedAt: user.at,
-    }),
-  );
+interface UserFields {
+  email?: string | null;
+  /** false: Clerk has not verified the address (and it is not primary). */
+  verified?: boolean;
+  timezone?: string;
+  at?: number;
 }
 
-function updated(id: string, user: { email?: string | null; timezone?: string; at?: number }) {
-  return jobEvent(
-    sampleUserEvent('user.updated', {
-      id,
-      email: user.email,
-      timezone: user.timezone,
-      updatedAt: user.at,
-    }),
-  );
+function userEvent(type: 'user.created' | 'user.updated', id: string, user: UserFields) {
+  const event = sampleUserEvent(type, {
+    id,
+    email: user.email,
+    timezone: user.timezone,
+    updatedAt: user.at,
+  });
+  if (user.verified === false) {
+    for (const address of event.data.email_addresses)
+      Object.assign(address, { verification: null });
+    event.data.primary_email_address_id = null;
+  }
+  return jobEvent(event);
+}
+
+function created(id: string, user: UserFields) {
+  return userEvent('user.created', id, user);
+}
+
+function updated(id: string, user: UserFields) {
+  return userEvent('user.updated', id, user);
 }
 
 interface UserRow {
@@ -126,11 +135,17 @@ describe('user.created', () => {
     expect(await preferencesRows(id)).toHaveLength(1);
   });
 
-  it('stores nothing when the user has no email address', async () => {
+  it.each([
+    ['has no email address', { email: null }],
+    [
+      'has only an address Clerk has not verified',
+      { email: 'unverified@example.com', verified: false },
+    ],
+  ])('stores nothing, with outcome no_email, when the user %s', async (_, user) => {
     const id = clerkId('user');
-    expect(await apply(created(id, { email: null }))).toBe('no_email');
-    expect(await userRow(id)).toBeUndefined();
+    expect(await apply(created(id, user))).toBe('no_email');
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
+    expect(await tombstones(id)).toBe(0);
   });
 
   it('fails for good on a payload without a user id', async () => {

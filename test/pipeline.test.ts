@@ -85,11 +85,11 @@ async function settled(svixId: string, pipeline = main): Promise<'completed' | '
   );
 }
 
-/** Delivers an event and waits until the worker has processed it; returns the handler outcome. */
+/** Delivers an event and waits until the worker has processed it; returns the job's outcome. */
 async function processed(event: object, pipeline = main): Promise<unknown> {
   const svixId = await send(event, pipeline);
   expect(await settled(svixId, pipeline)).toBe('completed');
-  return (await pipeline.queue.getJob(svixId))?.returnvalue;
+  return (await pipeline.queue.getJob(svixId))?.returnvalue?.outcome;
 }
 
 async function userRow(clerkUserId: string) {
@@ -205,45 +205,65 @@ describe('through HTTP, Redis and the worker', () => {
     expect(await preferencesCount(id)).toBe(1);
   });
 
-  it('fails a user without an email address once, for good, and logs no personal data', async () => {
+  it('completes a user with no verified email address as skipped, counts and logs it without personal data, and creates it when an address is verified', async () => {
     const id = clerkId('user');
-    const event = sampleUserEvent('user.created', { id, email: null });
-    const withPersonalData = {
+    const unverified = email('not-theirs');
+    const event = sampleUserEvent('user.created', { id, email: unverified });
+    const phoneOnly = {
       ...event,
       data: {
         ...event.data,
+        // Someone else's address, added but never verified, and no primary address.
+        email_addresses: event.data.email_addresses.map((address) => ({
+          ...address,
+          verification: null,
+        })),
+        primary_email_address_id: null,
         first_name: 'Zelphine',
         last_name: 'Quortensen',
         phone_numbers: [{ id: 'idn_phone', phone_number: '+15555550123' }],
       },
     };
 
-    const svixId = await send(withPersonalData);
+    const svixId = await send(phoneOnly);
 
-    expect(await settled(svixId)).toBe('failed');
+    expect(await settled(svixId)).toBe('completed');
     const job = await main.queue.getJob(svixId);
+    expect(job?.returnvalue).toEqual({ outcome: 'skipped', reason: 'no_email' });
     expect(job?.attemptsMade).toBe(1);
-    expect(job?.failedReason).toMatch(/no email address/);
-    expect((await main.queue.getFailed()).map((failed) => failed.id)).toContain(svixId);
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(0);
-
     const line = await waitFor(
-      () => logs.lines.find((entry) => entry.includes(svixId) && entry.includes('failed for good')),
+      () => logs.lines.find((entry) => entry.includes(svixId) && entry.includes('"skipped"')),
       5_000,
-      'the failure to be logged',
+      'the skip to be logged',
     );
-    expect(JSON.parse(line)).toMatchObject({ level: 50, clerkUserId: id, svixId, attempt: 1 });
+    expect(JSON.parse(line)).toMatchObject({
+      level: 30,
+      clerkUserId: id,
+      svixId,
+      outcome: 'skipped',
+      reason: 'no_email',
+    });
     for (const personal of ['Zelphine', 'Quortensen', '+15555550123', '@']) {
       expect(line).not.toContain(personal);
     }
     await waitFor(
       async () =>
-        /^clerk_sync_jobs_failed_total\{type="user\.created"\} 1$/m.test(
+        /^clerk_sync_events_skipped_total\{type="user\.created",reason="no_email"\} 1$/m.test(
           await (await fetch(`http://127.0.0.1:${main.worker?.port}/metrics`)).text(),
         ),
       5_000,
-      'the failure to be counted',
+      'the skip to be counted',
     );
+
+    const verified = email('verified');
+    expect(
+      await processed(
+        sampleUserEvent('user.updated', { id, email: verified, updatedAt: Date.now() + 1_000 }),
+      ),
+    ).toBe('created');
+    expect(await userRow(id)).toMatchObject({ email: verified });
+    expect(await preferencesCount(id)).toBe(1);
   });
 
   it('stores one user from fifty copies of an event delivered at once, failing no job', async () => {
@@ -307,7 +327,7 @@ describe('a job that failed for good', () => {
       expect(redelivery.status).toBe(202);
       expect(await redelivery.json()).toMatchObject({ status: 'requeued' });
       expect(await settled(svixId, pipeline)).toBe('completed');
-      expect((await pipeline.queue.getJob(svixId))?.returnvalue).toBe('created');
+      expect((await pipeline.queue.getJob(svixId))?.returnvalue).toEqual({ outcome: 'created' });
       expect(await userRow(id)).toMatchObject({ email: address });
       expect(await preferencesCount(id)).toBe(1);
     } finally {

@@ -114,6 +114,7 @@ describe('POST /webhooks/clerk', () => {
       {
         id: event.data.email_addresses[0]?.id,
         email_address: event.data.email_addresses[0]?.email_address,
+        verification: { status: 'verified' },
       },
     ]);
   });

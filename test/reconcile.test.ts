@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clerkClientFrom } from '../src/clerk/api.ts';
+import { ClerkApiError, clerkClientFrom } from '../src/clerk/api.ts';
 import { runBackfill } from '../src/sync/backfill.ts';
 import {
   formatReconcileReport,
@@ -70,9 +70,9 @@ function api(): FakeClerkApi {
   return fake;
 }
 
-function client() {
+function client(env: Record<string, string> = {}) {
   return clerkClientFrom(
-    testConfig({ CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url }),
+    testConfig({ CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url, ...env }),
   );
 }
 
@@ -298,6 +298,75 @@ describe('reconcile', () => {
   });
 });
 
+describe('reconcile --apply against the wrong Clerk instance', () => {
+  const STORED = USER_COUNT - 2;
+
+  it('refuses, changing nothing, when it would delete more than 5% of the users stored here; a higher limit lets it', async () => {
+    await runBackfill({ em: db.em, client: client() });
+    // Clerk no longer has the oldest 102 users, 100 of whom are stored here (8.1%).
+    const forgotten = users
+      .slice(0, 102)
+      .filter((_, index) => index !== WITHOUT_EMAIL && index !== MALFORMED);
+    api().users = users.slice(102);
+    const before = await snapshot();
+
+    const refused = await reconcile({ em: db.em, client: client(), apply: true });
+
+    expect(refused.gone).toEqual(forgotten.map((user) => user.id).sort());
+    expect(refused.applied).toBeUndefined();
+    expect(refused.refused).toBe(
+      `--apply would delete 100 of the ${STORED} users stored here (8.1%), more than --max-delete-percent 5 allows; check that CLERK_SECRET_KEY and CLERK_API_URL name the right Clerk instance, or run again with --max-delete-percent 9 to delete them`,
+    );
+    expect(formatReconcileReport(refused)).toContain(
+      `refused, nothing changed: ${refused.refused}`,
+    );
+    expect(await snapshot()).toEqual(before);
+
+    const allowed = await reconcile({
+      em: db.em,
+      client: client(),
+      apply: true,
+      maxDeletePercent: 9,
+    });
+
+    expect(allowed.refused).toBeUndefined();
+    expect(allowed.applied).toMatchObject({ deleted: 100 });
+    expect(await countRows(db, 'users')).toBe(STORED - 100);
+  });
+
+  it('refuses, changing nothing, when Clerk lists no users while some are stored here', async () => {
+    await runBackfill({ em: db.em, client: client() });
+    api().users = [];
+    const before = await snapshot();
+
+    const report = await reconcile({ em: db.em, client: client(), apply: true });
+
+    expect(report).toMatchObject({ clerkUsers: 0, localUsers: STORED });
+    expect(report.refused).toMatch(
+      new RegExp(
+        `^Clerk lists no users while ${STORED} are stored here; .* --max-delete-percent 100`,
+      ),
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('gives up on a Clerk API that never answers, after its retries, each request timed out', async () => {
+    api().hang = true;
+
+    const attempt = reconcile({
+      em: db.em,
+      client: client({ CLERK_API_TIMEOUT_MS: '200' }),
+      api: { wait: async () => {} },
+    });
+
+    await expect(attempt).rejects.toBeInstanceOf(ClerkApiError);
+    await expect(attempt).rejects.toThrow(/no answer: .* CLERK_API_TIMEOUT_MS/);
+    expect(api().requests.filter((request) => request.startsWith('GET /v1/users?'))).toHaveLength(
+      8,
+    );
+  });
+});
+
 describe('npm run reconcile', () => {
   function cliEnv() {
     return { CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url, DATABASE_URL: db.url };
@@ -339,5 +408,25 @@ describe('npm run reconcile', () => {
       gone: [],
       drifted: [],
     });
+  });
+
+  it('with --apply, refuses against an instance that lists nobody, exits 1 and changes nothing', async () => {
+    await runBackfill({ em: db.em, client: client() });
+    api().users = [];
+    const before = await snapshot();
+
+    const [refused, badOption] = await Promise.all([
+      runNpmScript('reconcile', ['--apply'], cliEnv()),
+      runNpmScript('reconcile', ['--apply', '--max-delete-percent', 'all'], cliEnv()),
+    ]);
+
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain(
+      `refused, nothing changed: Clerk lists no users while ${USER_COUNT - 2} are stored here`,
+    );
+    expect(refused.stdout).toContain('--max-delete-percent 100');
+    expect(badOption.code).toBe(1);
+    expect(badOption.stderr).toContain('--max-delete-percent must be a number from 0 to 100');
+    expect(await snapshot()).toEqual(before);
   });
 });

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Job } from 'bullmq';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
+import { retryAllFailedJobs, retryFailedJob } from '../failed-jobs.ts';
 import { createLogger, scrub } from '../logger.ts';
 import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
@@ -10,8 +11,8 @@ import { exitWithUsage, runOrExit } from './run.ts';
 const USAGE = `usage: npm run jobs -- <command>
   counts               jobs in the queue by state
   failed [--limit N]   failed jobs: id, event type, Clerk user id, attempts, reason (newest first, 50 by default)
-  retry <job id>       run one failed job again
-  retry --all          run every failed job again`;
+  retry <job id>       run one failed job again, with all its attempts
+  retry --all          run every failed job again, each with all its attempts`;
 
 const REDIS_CONNECT_WAIT_MS = 5_000;
 
@@ -53,14 +54,10 @@ await runOrExit(async () => {
         break;
       case 'retry':
         if (values.all) {
-          const failed = await queue.getFailedCount();
-          await queue.retryJobs({ state: 'failed' });
-          console.log(`retrying ${failed} failed job(s)`);
+          console.log(`retrying ${await retryAllFailedJobs(queue)} failed job(s)`);
         } else if (jobId) {
-          const job = await queue.getJob(jobId);
-          if (!job || (await job.getState()) !== 'failed')
+          if (!(await retryFailedJob(queue, jobId)))
             exitWithError(`no failed job with id ${jobId}`);
-          await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
           console.log(`retrying ${jobId}`);
         } else {
           exitWithError(USAGE);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UserJSON } from '@clerk/backend';
 import { type ClerkClient, createClerkClient } from '@clerk/backend';
+import { Agent, setGlobalDispatcher } from 'undici';
 import { type Config, ConfigError } from '../config.ts';
 
 /** The Backend API's largest page. */
@@ -33,12 +34,23 @@ export class ClerkApiError extends Error {
   }
 }
 
+/**
+ * The Backend API client of the backfill and reconcile commands. @clerk/backend calls Node's
+ * fetch with no timeout and no way to pass one, so a Clerk (or proxy) that accepts a request
+ * and never answers would hold the command for good; fetch goes through undici's global
+ * dispatcher, which is given the timeout here: for connecting, for the response headers, and
+ * between chunks of the body. A timed-out request is retried like a network error.
+ */
 export function clerkClientFrom(config: Config): ClerkClient {
   if (!config.clerkSecretKey) {
     throw new ConfigError(
       'CLERK_SECRET_KEY is required: the secret key of your Clerk instance (sk_live_… or sk_test_…)',
     );
   }
+  const timeout = config.clerkApiTimeoutMs;
+  setGlobalDispatcher(
+    new Agent({ connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout }),
+  );
   return createClerkClient({ secretKey: config.clerkSecretKey, apiUrl: config.clerkApiUrl });
 }
 
@@ -190,7 +202,12 @@ export async function withApiRetries<T>(
         await wait(waitMs);
         continue;
       }
-      const hint = status === 401 || status === 403 ? ' (check CLERK_SECRET_KEY)' : '';
+      const hint =
+        status === 401 || status === 403
+          ? ' (check CLERK_SECRET_KEY)'
+          : status === undefined
+            ? ' (no answer: a network error, or none within CLERK_API_TIMEOUT_MS)'
+            : '';
       throw new ClerkApiError(
         `${what} failed with ${status ? `status ${status}` : describe(error)}${hint}`,
         status,

@@ -12,6 +12,9 @@ export interface AppOptions {
   routers?: express.Router[];
 }
 
+/** Polled every few seconds by Prometheus and probes: not worth a log line each. */
+const QUIET_PATHS = new Set(['/metrics', '/api/v1/health', '/livez', '/readyz']);
+
 /** The Express app shared by the receiver and the worker's small status server. */
 export function createApp(options: AppOptions): Express {
   const app = express();
@@ -20,7 +23,7 @@ export function createApp(options: AppOptions): Express {
     pinoHttp({
       logger: options.log,
       autoLogging: {
-        ignore: (request) => request.url === '/metrics' || request.url === '/api/v1/health',
+        ignore: (request) => QUIET_PATHS.has(request.url ?? ''),
       },
       serializers: {
         req: (request: { method: string; url: string }) => ({

@@ -7,7 +7,14 @@ export const HEALTH_CHECK_TIMEOUT_MS = 1_500;
 export interface HealthChecks {
   database: () => Promise<boolean>;
   redis: () => Promise<boolean>;
+  /**
+   * What the process needs to do its job, for GET /readyz: the receiver only queues, so Redis;
+   * the worker writes users, so Redis and PostgreSQL.
+   */
+  readiness: readonly Dependency[];
 }
+
+type Dependency = 'database' | 'redis';
 
 type Status = 'connected' | 'disconnected';
 
@@ -21,7 +28,13 @@ async function probe(check: () => Promise<boolean>, name: string): Promise<Statu
   }
 }
 
-/** GET /api/v1/health: 200 when PostgreSQL and Redis both answer, 503 otherwise. */
+/**
+ * GET /api/v1/health: 200 when PostgreSQL and Redis both answer, 503 otherwise, whatever the
+ * process. GET /livez (the process serves: always 200) and GET /readyz (200 when what this
+ * process needs answers, 503 otherwise) are for a load balancer's or Kubernetes' probes: a
+ * receiver that reported PostgreSQL's outage there would be taken out of service while it can
+ * still queue every delivery.
+ */
 export function healthRouter(checks: HealthChecks): Router {
   const router = Router();
   router.get('/api/v1/health', async (_request, response) => {
@@ -33,6 +46,18 @@ export function healthRouter(checks: HealthChecks): Router {
     response
       .status(healthy ? 200 : 503)
       .json({ status: healthy ? 'ok' : 'unavailable', database, redis });
+  });
+  router.get('/livez', (_request, response) => {
+    response.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_request, response) => {
+    const statuses = await Promise.all(
+      checks.readiness.map(async (name) => [name, await probe(checks[name], name)] as const),
+    );
+    const ready = statuses.every(([, status]) => status === 'connected');
+    response
+      .status(ready ? 200 : 503)
+      .json({ status: ready ? 'ready' : 'unavailable', ...Object.fromEntries(statuses) });
   });
   return router;
 }

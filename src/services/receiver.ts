@@ -42,7 +42,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   const app = createApp({
     log,
     metrics: config.metricsPort === undefined ? metrics.registry : undefined,
-    health: checks,
+    health: { ...checks, readiness: ['redis'] },
     routers: [
       ...(config.dashboard ? [await dashboardRouter(queue, config.dashboard)] : []),
       clerkWebhookRouter({

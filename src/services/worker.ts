@@ -18,7 +18,7 @@ import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 export const WORKER_CLOSE_TIMEOUT_MS = 5_000;
 
 export interface WorkerProcess extends Stoppable {
-  /** The status server's port: GET /metrics and GET /api/v1/health. */
+  /** The status server's port: GET /metrics, GET /api/v1/health, GET /livez and GET /readyz. */
   port: number;
   server: Server;
 }
@@ -61,7 +61,7 @@ export async function startWorker(
   const app = createApp({
     log,
     metrics: metrics.registry,
-    health: checks,
+    health: { ...checks, readiness: ['database', 'redis'] },
   });
   const server = await listen(app, config.workerMetricsPort);
   const port = (server.address() as { port: number }).port;

@@ -26,6 +26,9 @@ const LOCAL_BATCH = 5_000;
  */
 export const GONE_CHECK_CONCURRENCY = 8;
 
+/** --apply deletes at most this share of the local users unless told otherwise. */
+export const DEFAULT_MAX_DELETE_PERCENT = 5;
+
 export interface Drift {
   clerkUserId: string;
   fields: ('email' | 'timezone')[];
@@ -47,12 +50,16 @@ export interface ReconcileReport {
   /** Clerk users that cannot be stored: no email address, or a malformed record. */
   unusable: string[];
   applied?: Partial<Record<ChangeOutcome, number>>;
+  /** Why `apply` changed nothing: it would have deleted too many of the local users. */
+  refused?: string;
 }
 
 export interface ReconcileOptions {
   em: EntityManager;
   client: ClerkClient;
   apply?: boolean;
+  /** `apply` refuses when it would delete more than this percentage of the local users. */
+  maxDeletePercent?: number;
   progress?: Progress;
   api?: ApiRetryEvents;
 }
@@ -60,7 +67,10 @@ export interface ReconcileOptions {
 /**
  * Compares the local users table with Clerk's user list. Changes nothing unless `apply`: then
  * the missing are created and the drifted fixed through the same rules as webhooks, and the
- * gone deleted through the same path as user.deleted (so they leave tombstones).
+ * gone deleted through the same path as user.deleted (so they leave tombstones). A run pointed at
+ * the wrong Clerk instance finds every local user gone, so `apply` refuses, changing nothing,
+ * when Clerk lists nobody while users are stored here or when it would delete more than
+ * `maxDeletePercent` of them.
  */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
   const { users: clerk, malformed } = await listClerkUsers(options);
@@ -110,6 +120,12 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   report.gone = goneCandidates.filter((_, index) => !exists[index]);
 
   if (options.apply) {
+    report.refused = deletionRefusal(
+      report,
+      options.maxDeletePercent ?? DEFAULT_MAX_DELETE_PERCENT,
+    );
+  }
+  if (options.apply && !report.refused) {
     const changes: UserChange[] = [
       ...report.missing.map((id) => ({
         kind: 'upsert' as const,
@@ -132,6 +148,18 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     }
   }
   return report;
+}
+
+function deletionRefusal(report: ReconcileReport, maxPercent: number): string | undefined {
+  const { clerkUsers, localUsers } = report;
+  const deletions = report.gone.length;
+  const check = 'check that CLERK_SECRET_KEY and CLERK_API_URL name the right Clerk instance';
+  if (clerkUsers === 0 && localUsers > 0 && maxPercent < 100) {
+    return `Clerk lists no users while ${localUsers} are stored here; ${check}, or run again with --max-delete-percent 100 to delete them all`;
+  }
+  const percent = localUsers > 0 ? (100 * deletions) / localUsers : 0;
+  if (percent <= maxPercent) return undefined;
+  return `--apply would delete ${deletions} of the ${localUsers} users stored here (${percent.toFixed(1)}%), more than --max-delete-percent ${maxPercent} allows; ${check}, or run again with --max-delete-percent ${Math.ceil(percent)} to delete them`;
 }
 
 /**
@@ -223,7 +251,9 @@ export function formatReconcileReport(
       );
     }
   }
-  if (report.applied) {
+  if (report.refused) {
+    lines.push(`refused, nothing changed: ${report.refused}`);
+  } else if (report.applied) {
     const applied = Object.entries(report.applied).map(([outcome, count]) => `${outcome} ${count}`);
     lines.push(`applied: ${applied.length ? applied.join(', ') : 'nothing to change'}`);
   } else {

@@ -22,6 +22,9 @@ export const clerkUserSchema = z.object({
         .object({
           id: z.string(),
           email_address: z.string().refine((value) => !value.includes('\0')),
+          // Clerk sends null for an address never verified; absent only in jobs queued before
+          // the queue kept this field (see isVerified).
+          verification: z.object({ status: z.unknown() }).loose().nullish(),
         })
         .loose(),
     )
@@ -36,14 +39,33 @@ export type ClerkUser = z.infer<typeof clerkUserSchema>;
 
 export const deletedObjectSchema = z.object({ id: storableText(255) });
 
-/** The primary address, else the first one; undefined when the user has none. */
+type EmailAddress = ClerkUser['email_addresses'][number];
+
+/**
+ * Whether Clerk verified this address. A job queued by an earlier version of clerk-sync kept
+ * no verification field at all (undefined, where Clerk itself sends null or an object): such an
+ * address counts as verified only when it is the primary one, which Clerk lets an address
+ * become only once it is verified.
+ */
+function isVerified(address: EmailAddress, isPrimary: boolean): boolean {
+  if (address.verification === undefined) return isPrimary;
+  return address.verification?.status === 'verified';
+}
+
+/**
+ * The primary address if it is verified, else the first verified one; undefined when there is
+ * none (a phone-only sign-up, or only unverified addresses). An unverified address is never
+ * chosen: anyone can add an address they do not own to their account.
+ */
 export function chooseEmail(user: ClerkUser): string | undefined {
-  const addresses = user.email_addresses.filter(
+  const usable = user.email_addresses.filter(
     (address) =>
-      address.email_address.length > 0 && address.email_address.length <= MAX_EMAIL_LENGTH,
+      address.email_address.length > 0 &&
+      address.email_address.length <= MAX_EMAIL_LENGTH &&
+      isVerified(address, address.id === user.primary_email_address_id),
   );
-  const primary = addresses.find((address) => address.id === user.primary_email_address_id);
-  return (primary ?? addresses[0])?.email_address;
+  const primary = usable.find((address) => address.id === user.primary_email_address_id);
+  return (primary ?? usable[0])?.email_address;
 }
 
 /**
@@ -56,7 +78,15 @@ export function trimClerkUser(user: ClerkUser): ClerkUser {
   const chosen = user.email_addresses.find((address) => address.email_address === email);
   return {
     id: user.id,
-    email_addresses: chosen ? [{ id: chosen.id, email_address: chosen.email_address }] : [],
+    email_addresses: chosen
+      ? [
+          {
+            id: chosen.id,
+            email_address: chosen.email_address,
+            verification: { status: 'verified' },
+          },
+        ]
+      : [],
     primary_email_address_id: chosen?.id ?? null,
     public_metadata: { timezone: chooseTimezone(user) },
     unsafe_metadata: null,

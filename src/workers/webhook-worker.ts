@@ -63,6 +63,18 @@ export interface WebhookWorkerOptions {
 }
 
 /**
+ * What a job completes with: the change it made, or `skipped` and why for an expected
+ * condition that stores nothing (a user with no verified email address: a phone-only sign-up).
+ */
+export type JobResult =
+  | { outcome: Exclude<ChangeOutcome, 'no_email'> | 'ignored' }
+  | { outcome: 'skipped'; reason: 'no_email' };
+
+function jobResult(outcome: ChangeOutcome | 'ignored'): JobResult {
+  return outcome === 'no_email' ? { outcome: 'skipped', reason: outcome } : { outcome };
+}
+
+/**
  * BullMQ keeps a failed job's error message and stack in Redis, where the dashboard and the
  * jobs command show them; a database error can quote the row it could not write, email
  * address included. They are scrubbed like log lines before BullMQ sees them.
@@ -92,23 +104,23 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
     onBatch: (size) => metrics.batchSize.observe(size),
   });
 
-  const processor = async (job: Job<WebhookJobData>): Promise<ChangeOutcome | 'ignored'> => {
+  const processor = async (job: Job<WebhookJobData>): Promise<JobResult> => {
     const { svixId, event } = job.data;
     const clerkUserId = typeof event.data?.id === 'string' ? event.data.id : undefined;
     const jobLog = log.child({ svixId, jobId: job.id, eventType: event.type, clerkUserId });
     const stopTimer = metrics.duration.startTimer({ type: event.type });
     try {
       const change = changeOf(event);
-      const outcome = change ? await groupCommit.apply(change) : 'ignored';
+      const result = jobResult(change ? await groupCommit.apply(change) : 'ignored');
       if (change) {
         const seconds = (Date.now() - job.data.receivedAt) / 1000;
         metrics.receiptToCommit.observe({ type: event.type }, Math.max(0, seconds));
       }
-      if (outcome === 'no_email') {
-        throw new UnrecoverableError('Clerk user has no email address; email is required');
+      if (result.outcome === 'skipped') {
+        metrics.skipped.inc({ type: event.type, reason: result.reason });
       }
-      jobLog.info({ outcome, attempt: job.attemptsMade + 1 }, 'event processed');
-      return outcome;
+      jobLog.info({ ...result, attempt: job.attemptsMade + 1 }, 'event processed');
+      return result;
     } catch (error) {
       const permanent = error instanceof UnrecoverableError;
       const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);

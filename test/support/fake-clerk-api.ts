@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 export interface FakeUser {
   id: string;
   email?: string | null;
+  /** Whether Clerk verified the address; true unless set. */
+  emailVerified?: boolean;
   timezone?: string;
   createdAt: number;
   updatedAt: number;
@@ -26,6 +28,8 @@ export interface FakeClerkApi {
   faults: InjectedFault[];
   /** Called with the n-th GET /v1/users (1-based) before it is answered: Clerk changing meanwhile. */
   beforeListRequest?: (requestNumber: number) => void;
+  /** While set, every request is read and never answered: a Clerk, or a proxy, that hangs. */
+  hang: boolean;
   /** How long each GET /v1/users/:id takes to answer, so that concurrent ones overlap. */
   userLookupDelayMs: number;
   /** The most GET /v1/users/:id in flight at once so far. */
@@ -72,7 +76,10 @@ export function userJson(user: FakeUser) {
             id: emailId,
             object: 'email_address',
             email_address: user.email,
-            verification: null,
+            verification:
+              user.emailVerified === false
+                ? null
+                : { object: 'verification_email_code', status: 'verified', strategy: 'email_code' },
             linked_to: [],
           },
         ]
@@ -108,11 +115,12 @@ export async function startFakeClerkApi(
   // What the tests read and change while the server runs; the handler reads it from here.
   const api: Omit<FakeClerkApi, 'url' | 'close' | 'peakConcurrentLookups'> & {
     peakConcurrentLookups: number;
-  } = { users, requests: [], faults, userLookupDelayMs: 0, peakConcurrentLookups: 0 };
+  } = { users, requests: [], faults, hang: false, userLookupDelayMs: 0, peakConcurrentLookups: 0 };
 
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     api.requests.push(`${request.method} ${url.pathname}${url.search}`);
+    if (api.hang) return;
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       response.writeHead(status, { 'Content-Type': 'application/json', ...headers });
       response.end(JSON.stringify(body));

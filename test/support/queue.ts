@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
-import type { WebhookJobData } from '../../src/queue.ts';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { clerkId, sampleUserEvent } from '../../src/clerk/sample-events.ts';
+import { createLogger } from '../../src/logger.ts';
+import { type ClerkEvent, createQueue, toJobEvent, type WebhookJobData } from '../../src/queue.ts';
+import { newSvixId } from './svix.ts';
+import { waitFor } from './wait.ts';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -20,4 +25,72 @@ export function inspectQueue(name: string): Queue<WebhookJobData> {
 export async function removeQueue(queue: Queue): Promise<void> {
   await queue.obliterate({ force: true });
   await queue.close();
+}
+
+/** Queues a user.created delivery as the receiver does: the trimmed event, its svix-id as job id. */
+export function addDelivery(
+  queue: Queue<WebhookJobData>,
+  svixId = newSvixId(),
+  clerkUserId = clerkId('user'),
+) {
+  const event = toJobEvent(
+    sampleUserEvent('user.created', { id: clerkUserId }) as unknown as ClerkEvent,
+  );
+  return queue.add(event.type, { svixId, receivedAt: Date.now(), event }, { jobId: svixId });
+}
+
+/**
+ * Fails every job waiting in the queue for good, as a payload that can never succeed does (the
+ * reason quotes an email address, which readers of the failed set must not show), and waits
+ * until `count` jobs are in the failed set.
+ */
+export async function failWaitingJobs(queue: Queue, count: number): Promise<void> {
+  const failing = new Worker(
+    queue.name,
+    async () => {
+      throw new UnrecoverableError('simulated failure for person@example.com');
+    },
+    { connection: inspectQueue(queue.name).opts.connection, prefix: queue.opts.prefix },
+  );
+  try {
+    await waitFor(async () => (await queue.getFailedCount()) >= count, 10_000, 'failed jobs');
+  } finally {
+    await failing.close();
+  }
+}
+
+export interface QueueWithFailures {
+  queue: Queue<WebhookJobData>;
+  /** The test's own connection to the queue's Redis, for reading keys directly. */
+  redis: Redis;
+  failed: { svixId: string; clerkUserId: string }[];
+  waitingId: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * A queue of its own, with the service's job options, holding three deliveries that failed for
+ * good and one that waits.
+ */
+export async function queueWithFailures(): Promise<QueueWithFailures> {
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = createQueue(uniqueQueueName(), 'bull', redis, createLogger({ level: 'silent' }));
+  const failed = Array.from({ length: 3 }, () => ({
+    svixId: newSvixId(),
+    clerkUserId: clerkId('user'),
+  }));
+  for (const { svixId, clerkUserId } of failed) await addDelivery(queue, svixId, clerkUserId);
+  await failWaitingJobs(queue, failed.length);
+  const waitingId = newSvixId();
+  await addDelivery(queue, waitingId);
+  return {
+    queue,
+    redis,
+    failed,
+    waitingId,
+    async remove() {
+      await removeQueue(queue);
+      redis.disconnect();
+    },
+  };
 }
