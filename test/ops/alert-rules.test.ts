@@ -5,11 +5,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../support/cli.ts';
-import {
-  exportedMetricNames,
-  METRICS_ADDED_ELSEWHERE,
-  metricNamesIn,
-} from './support/metric-names.ts';
+import { exportedMetricNames, metricNamesIn } from './support/metric-names.ts';
 import { ALERT_RULES, PROMTOOL, readAlertRules } from './support/prometheus.ts';
 
 const run = promisify(execFile);
@@ -77,9 +73,7 @@ describe('alert rules (deploy/prometheus/alerts.yml)', () => {
       JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { targets: { expr: string }[] }[] }
     ).panels.flatMap((panel) => panel.targets.map((target) => target.expr));
     const used = new Set([...rules, ...panels].flatMap(metricNamesIn));
-    const unknown = [...used].filter(
-      (name) => !exported.has(name) && !METRICS_ADDED_ELSEWHERE.has(name),
-    );
+    const unknown = [...used].filter((name) => !exported.has(name));
     expect(unknown).toEqual([]);
   });
 });
