@@ -133,7 +133,9 @@ export function createLogger(
       base: { pid: process.pid },
       serializers: { err: serializeError, error: serializeError },
       // Every top-level field, child logger bindings and serialized errors included, passes
-      // through the scrubber on its way out.
+      // through the scrubber on its way out. The hook below cannot do without it: pino applies
+      // no formatter to a child's bindings, and its censor sees no key names, which is why the
+      // hook still redacts the merging object's sensitive keys (a password is no email address).
       redact: { paths: ['*'], censor: (value) => scrubValue(value) },
       hooks: {
         logMethod(args, method) {
