@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { postgresConnection } from './database-url.ts';
+import { ConfigError } from './errors.ts';
 import { parseRedisUrl, REDIS_URL_FORMS } from './redis-url.ts';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres:postgres@127.0.0.1:5432/clerk_sync';
@@ -155,10 +156,6 @@ export interface Config {
   /** How long one Backend API request may take to connect, to answer, and between body chunks. */
   readonly clerkApiTimeoutMs: number;
   readonly dashboard: { readonly username: string; readonly password: string } | undefined;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
 }
 
 /** Reads and validates the environment; throws a ConfigError whose message names each bad variable. */

@@ -1,9 +1,38 @@
+/** Every error class of clerk-sync; callers tell them apart with instanceof. */
+
+/** The environment is not a valid configuration: the message names each bad variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
 /** PostgreSQL could not be reached: the message names DATABASE_URL's server and the reason. */
 export class DatabaseUnavailableError extends Error {
   override name = 'DatabaseUnavailableError';
 }
 
+/** Redis cannot take a job now (the receiver answers 503, and Svix retries). */
+export class QueueUnavailableError extends Error {
+  override name = 'QueueUnavailableError';
+}
+
 /** A payload that can never become a change: not a Clerk user, or a deletion without an id. */
 export class InvalidPayloadError extends Error {
   override name = 'InvalidPayloadError';
+}
+
+/** A Backend API request that failed for good. */
+export class ClerkApiError extends Error {
+  override name = 'ClerkApiError';
+  /** The HTTP status of the final answer; undefined when there was none (a network error). */
+  readonly status: number | undefined;
+
+  constructor(message: string, status: number | undefined) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Something that should have answered did not in time. */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
 }

@@ -1,6 +1,4 @@
-export class TimeoutError extends Error {
-  override name = 'TimeoutError';
-}
+import { TimeoutError } from './errors.ts';
 
 /** Settles with the promise, or rejects with a TimeoutError after `ms` milliseconds. */
 export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { stripVTControlCharacters } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClerkApiError, clerkClientFrom } from '../src/clerk/api.ts';
+import { clerkClientFrom } from '../src/clerk/api.ts';
+import { ClerkApiError } from '../src/errors.ts';
 import {
   type BackfillCounts,
   type BackfillOptions,

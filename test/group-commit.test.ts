@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
-import { TimeoutError } from '../src/timeout.ts';
+import { TimeoutError } from '../src/errors.ts';
 import type { UserChange } from '../src/users/apply-user-changes.ts';
 import type { ClerkUser } from '../src/users/clerk-user.ts';
 import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ClerkApiError, clerkClientFrom } from '../src/clerk/api.ts';
+import { clerkClientFrom } from '../src/clerk/api.ts';
+import { ClerkApiError } from '../src/errors.ts';
 import { runBackfill } from '../src/sync/backfill.ts';
 import {
   formatReconcileReport,

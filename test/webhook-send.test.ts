@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
-import { ConfigError } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
 import type { WebhookJobData } from '../src/queue.ts';
 import { type Receiver, startReceiver } from '../src/services/receiver.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';

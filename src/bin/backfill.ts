@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ClerkApiError, clerkClientFrom } from '../clerk/api.ts';
+import { clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
+import { ClerkApiError } from '../errors.ts';
 import { initORM } from '../orm.ts';
 import { formatBackfillSummary, runBackfill } from '../sync/backfill.ts';
 import { createProgress } from './progress.ts';

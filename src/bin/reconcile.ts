@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ClerkApiError, clerkClientFrom } from '../clerk/api.ts';
+import { clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
+import { ClerkApiError } from '../errors.ts';
 import { initORM } from '../orm.ts';
 import { DEFAULT_MAX_DELETE_PERCENT, formatReconcileReport, reconcile } from '../sync/reconcile.ts';
 import { createProgress } from './progress.ts';

@@ -1,5 +1,5 @@
-import { ConfigError, exitWithError } from '../config.ts';
-import { DatabaseUnavailableError } from '../errors.ts';
+import { exitWithError } from '../config.ts';
+import { ConfigError, DatabaseUnavailableError } from '../errors.ts';
 
 /**
  * Runs a command; a configuration or connection problem, or a mistyped argument, ends it with

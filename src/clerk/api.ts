@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { UserJSON } from '@clerk/backend';
 import { type ClerkClient, createClerkClient } from '@clerk/backend';
 import { Agent, setGlobalDispatcher } from 'undici';
-import { type Config, ConfigError } from '../config.ts';
+import type { Config } from '../config.ts';
+import { ClerkApiError, ConfigError } from '../errors.ts';
 
 /** The Backend API's largest page. */
 export const PAGE_SIZE = 500;
@@ -21,17 +22,6 @@ export interface ApiRetryEvents {
   onRetry?: (reason: string, waitMs: number) => void;
   /** Waits between attempts; tests pass a shorter one. */
   wait?: (ms: number) => Promise<unknown>;
-}
-
-export class ClerkApiError extends Error {
-  override name = 'ClerkApiError';
-  /** The HTTP status of the final answer; undefined when there was none (a network error). */
-  readonly status: number | undefined;
-
-  constructor(message: string, status: number | undefined) {
-    super(message);
-    this.status = status;
-  }
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { Server } from 'node:http';
 import type { Config } from '../config.ts';
+import { TimeoutError } from '../errors.ts';
 import { createApp } from '../http/app.ts';
 import type { Logger } from '../logger.ts';
 import { createWorkerMetrics } from '../metrics.ts';
 import { createORM, isDatabaseReachable, type Services } from '../orm.ts';
 import { answersPing, createWorkerConnection } from '../redis.ts';
-import { TimeoutError, withTimeout } from '../timeout.ts';
+import { withTimeout } from '../timeout.ts';
 import { createWebhookWorker } from '../workers/webhook-worker.ts';
 import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 

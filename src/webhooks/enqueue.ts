@@ -1,12 +1,9 @@
 import type { Queue } from 'bullmq';
+import { QueueUnavailableError } from '../errors.ts';
 import type { WebhookJobData } from '../queue.ts';
 import { isReady, type RedisConnection } from '../redis.ts';
 
 export type EnqueueResult = 'queued' | 'requeued';
-
-export class QueueUnavailableError extends Error {
-  override name = 'QueueUnavailableError';
-}
 
 /**
  * Adds a delivery as the job whose id is its svix-id. BullMQ ignores an add whose id already

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type Config, ConfigError } from '../config.ts';
+import type { Config } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 
 /** Where the generated development secret lives; the file is ignored by git. */
 export const DEV_SECRET_FILE = resolve(process.cwd(), '.dev-webhook-secret');

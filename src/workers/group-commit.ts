@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { TimeoutError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { TimeoutError, withTimeout } from '../timeout.ts';
+import { withTimeout } from '../timeout.ts';
 import {
   applyUserChanges,
   type ChangeOutcome,

@@ -1,4 +1,5 @@
-import { type Config, ConfigError, loadConfig } from '../../src/config.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { ConfigError } from '../../src/errors.ts';
 import { TEST_SECRET } from './svix.ts';
 
 /** A validated config for a test, on port 0 (any free port). */
