@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
-import { type ClerkEvent, toJobEvent, type WebhookJobData } from '../src/queue.ts';
+import type { ClerkEvent, WebhookJobData } from '../src/queue/queue.ts';
+import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { countRows } from '../test/support/database.ts';
 import { newSvixId } from '../test/support/svix.ts';
 import type { Service } from './children.ts';

@@ -11,15 +11,11 @@ import { Redis } from 'ioredis';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { createLogger } from '../src/logger.ts';
 import { createORM } from '../src/orm.ts';
-import {
-  type ClerkEvent,
-  createQueue,
-  STACK_TRACE_LIMIT,
-  toJobEvent,
-  type WebhookJobData,
-} from '../src/queue.ts';
+import { type ClerkEvent, createQueue, type WebhookJobData } from '../src/queue/queue.ts';
+import { STACK_TRACE_LIMIT } from '../src/queue/retry-policy.ts';
 import { applyUserChanges } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
+import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { startPrivateRedis } from '../test/support/redis-server.ts';
 import { newSvixId } from '../test/support/svix.ts';
 

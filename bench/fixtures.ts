@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/logger.ts';
 import { initORM, migrateUp, type Services } from '../src/orm.ts';
-import { createQueue, type WebhookJobData } from '../src/queue.ts';
+import { createQueue, type WebhookJobData } from '../src/queue/queue.ts';
 import { dropDatabase, SERVER_URL } from '../test/support/database.ts';
 import { REDIS_URL } from '../test/support/queue.ts';
 import { TEST_SECRET } from '../test/support/svix.ts';

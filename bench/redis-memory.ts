@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
-import { createQueue } from '../src/queue.ts';
+import { createQueue } from '../src/queue/queue.ts';
 import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { createTestDatabase } from '../test/support/database.ts';

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { QUEUE_STATES, USER_EVENT_TYPES } from './queue.ts';
+import { QUEUE_STATES, USER_EVENT_TYPES } from './queue/queue.ts';
 import type { RedisConnection } from './redis.ts';
 import { withTimeout } from './timeout.ts';
 

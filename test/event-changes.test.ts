@@ -1,9 +1,10 @@
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
-import { type ClerkEvent, toJobEvent } from '../src/queue.ts';
+import type { ClerkEvent } from '../src/queue/queue.ts';
 import { applyUserChanges, type ChangeOutcome } from '../src/users/apply-user-changes.ts';
 import type { UserChange } from '../src/users/user-change.ts';
+import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { changeOf } from '../src/workers/webhook-worker.ts';
 import {
   countRows,

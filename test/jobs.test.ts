@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { JOB_ATTEMPTS } from '../src/queue.ts';
+import { JOB_ATTEMPTS } from '../src/queue/retry-policy.ts';
 import { runNpmScript } from './support/cli.ts';
 import { type QueueWithFailures, queueWithFailures, REDIS_URL } from './support/queue.ts';
 

@@ -2,7 +2,7 @@ import { type Queue, UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import type { Config } from '../src/config.ts';
-import type { WebhookJobData } from '../src/queue.ts';
+import type { WebhookJobData } from '../src/queue/queue.ts';
 import { type Receiver, startReceiver } from '../src/services/receiver.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';

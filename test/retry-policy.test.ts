@@ -1,13 +1,13 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
+import { createQueue } from '../src/queue/queue.ts';
 import {
   BACKOFF_MAX_DELAY_MS,
   cappedExponentialBackoff,
-  createQueue,
   JOB_ATTEMPTS,
   STACK_TRACE_LIMIT,
-} from '../src/queue.ts';
+} from '../src/queue/retry-policy.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
 import { addDelivery, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';

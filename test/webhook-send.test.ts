@@ -8,7 +8,7 @@ import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import { ConfigError } from '../src/errors.ts';
-import type { WebhookJobData } from '../src/queue.ts';
+import type { WebhookJobData } from '../src/queue/queue.ts';
 import { type Receiver, startReceiver } from '../src/services/receiver.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
 import { SignatureVerifier, type SvixHeaders } from '../src/webhooks/signature.ts';

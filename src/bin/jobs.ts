@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
 import type { Job } from 'bullmq';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
-import { retryAllFailedJobs, retryFailedJob } from '../failed-jobs.ts';
 import { createLogger, scrub } from '../logger.ts';
-import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue.ts';
+import { retryAllFailedJobs, retryFailedJob } from '../queue/failed-jobs.ts';
+import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue/queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
 import { describeRedisTarget, parseRedisUrl } from '../redis-url.ts';
 import { exitWithUsage, runOrExit } from './run.ts';

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { type Response, Router } from 'express';
-import { retryAllFailedJobs, retryFailedJob } from '../failed-jobs.ts';
+import { retryAllFailedJobs, retryFailedJob } from '../queue/failed-jobs.ts';
 import { basicAuth } from './basic-auth.ts';
 
 export const DASHBOARD_PATH = '/admin/queues';

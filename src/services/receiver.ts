@@ -5,7 +5,7 @@ import { dashboardRouter } from '../http/dashboard.ts';
 import { createDatabaseProbe } from '../http/database-probe.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
-import { createQueue } from '../queue.ts';
+import { createQueue } from '../queue/queue.ts';
 import { answersPing, createProducerConnection, waitForRedis } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';

@@ -2,9 +2,10 @@ import express, { type ErrorRequestHandler, type Request, type Response, Router 
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
 import type { ReceiverMetrics } from '../metrics.ts';
-import { type ClerkEvent, isUserEventType, toJobEvent, type WebhookJobData } from '../queue.ts';
+import { type ClerkEvent, isUserEventType, type WebhookJobData } from '../queue/queue.ts';
 import { withTimeout } from '../timeout.ts';
 import type { EnqueueResult } from './enqueue.ts';
+import { toJobEvent } from './job-event.ts';
 import { type SignatureVerifier, type SvixHeaders, WebhookVerificationError } from './signature.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { QueueUnavailableError } from '../errors.ts';
-import type { WebhookJobData } from '../queue.ts';
+import type { WebhookJobData } from '../queue/queue.ts';
 import { isReady, type RedisConnection } from '../redis.ts';
 
 export type EnqueueResult = 'queued' | 'requeued';

@@ -5,11 +5,11 @@ import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
 import {
   type ClerkEvent,
-  cappedExponentialBackoff,
   isUserEventType,
   type UserEventType,
   type WebhookJobData,
-} from '../queue.ts';
+} from '../queue/queue.ts';
+import { cappedExponentialBackoff } from '../queue/retry-policy.ts';
 import { type RedisConnection, reportBullErrors } from '../redis.ts';
 import type { ChangeOutcome } from '../users/apply-user-changes.ts';
 import { deletionOf, type UserChange, upsertOf } from '../users/user-change.ts';

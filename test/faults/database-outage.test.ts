@@ -1,5 +1,5 @@
 import { beforeAll, expect, it } from 'vitest';
-import { JOB_ATTEMPTS } from '../../src/queue.ts';
+import { JOB_ATTEMPTS } from '../../src/queue/retry-policy.ts';
 import { newUsers, type Outcome, sendAll, tally } from '../support/load.ts';
 import { health, metricTotal, type ServiceProcess } from '../support/services.ts';
 import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';

@@ -5,12 +5,9 @@ import { Queue } from 'bullmq';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleUserEvent } from '../../src/clerk/sample-events.ts';
-import {
-  type ClerkEvent,
-  DEFAULT_JOB_OPTIONS,
-  toJobEvent,
-  type WebhookJobData,
-} from '../../src/queue.ts';
+import type { ClerkEvent, WebhookJobData } from '../../src/queue/queue.ts';
+import { DEFAULT_JOB_OPTIONS } from '../../src/queue/retry-policy.ts';
+import { toJobEvent } from '../../src/webhooks/job-event.ts';
 import { PROJECT_ROOT } from '../support/cli.ts';
 import { countRows } from '../support/database.ts';
 import type { ServiceProcess } from '../support/services.ts';

@@ -3,7 +3,8 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { clerkId, sampleUserEvent } from '../../src/clerk/sample-events.ts';
 import { createLogger } from '../../src/logger.ts';
-import { type ClerkEvent, createQueue, toJobEvent, type WebhookJobData } from '../../src/queue.ts';
+import { type ClerkEvent, createQueue, type WebhookJobData } from '../../src/queue/queue.ts';
+import { toJobEvent } from '../../src/webhooks/job-event.ts';
 import { newSvixId } from './svix.ts';
 import { waitFor } from './wait.ts';
 
