@@ -121,85 +121,61 @@ const envSchema = z.object({
   DASHBOARD_PASSWORD: optionalText,
 });
 
-export interface Config {
-  readonly nodeEnv: 'development' | 'test' | 'production';
-  readonly databaseUrl: string;
-  /** The direct connection migrations need when DATABASE_URL goes through a transaction pooler. */
-  readonly migrationDatabaseUrl: string;
-  /** Where migrationDatabaseUrl came from, for messages: DATABASE_URL unless the other is set. */
-  readonly migrationDatabaseUrlVariable: 'DATABASE_URL' | 'MIGRATION_DATABASE_URL';
-  readonly redisUrl: string;
-  /** Svix signing secrets, newest first; empty when none is configured. */
-  readonly webhookSecrets: readonly string[];
-  readonly port: number;
-  /** When set, the receiver serves /metrics on this port only, not on PORT. */
-  readonly metricsPort: number | undefined;
-  /** The receiver closes connections beyond this many at once. */
-  readonly maxConnections: number;
-  /** How long the receiver keeps an idle keep-alive connection; above a load balancer's idle timeout. */
-  readonly keepAliveTimeoutMs: number;
-  readonly workerMetricsPort: number;
-  readonly workerConcurrency: number;
-  /** Group commit: at most this many jobs' changes in one transaction (1 turns it off)... */
-  readonly workerBatchSize: number;
-  /** ...collected for at most this long. */
-  readonly workerBatchWindowMs: number;
-  /** How long a worker's hold on a job lasts without renewal; a dead worker's jobs are retaken after it. */
-  readonly workerLockDurationMs: number;
-  readonly queueName: string;
-  /** BullMQ's Redis key prefix; with Redis Cluster it has a hash tag ({clerk-sync}) that keeps a queue in one slot. */
-  readonly queuePrefix: string;
-  readonly logLevel: string;
-  /** Clerk Backend API, for backfill and reconcile. */
-  readonly clerkSecretKey: string | undefined;
-  readonly clerkApiUrl: string;
-  /** How long one Backend API request may take to connect, to answer, and between body chunks. */
-  readonly clerkApiTimeoutMs: number;
-  readonly dashboard: { readonly username: string; readonly password: string } | undefined;
-}
-
-/** Reads and validates the environment; throws a ConfigError whose message names each bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
-    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
-  }
-  const values = parsed.data;
+/**
+ * The environment, validated, as the typed config every process reads. Cross-field rules are
+ * checked here too, so that one list names everything wrong.
+ */
+const configSchema = envSchema.transform((values, context) => {
   if (Boolean(values.DASHBOARD_USERNAME) !== Boolean(values.DASHBOARD_PASSWORD)) {
-    throw new ConfigError(
-      'invalid configuration: DASHBOARD_USERNAME and DASHBOARD_PASSWORD must be set together',
-    );
+    context.addIssue({
+      code: 'custom',
+      path: ['DASHBOARD_USERNAME'],
+      message: 'and DASHBOARD_PASSWORD must be set together',
+    });
   }
   const cluster = parseRedisUrl(values.REDIS_URL).mode === 'cluster';
   if (cluster && values.QUEUE_PREFIX !== undefined && !hasHashTag(values.QUEUE_PREFIX)) {
-    throw new ConfigError(
-      `invalid configuration: QUEUE_PREFIX must contain a hash tag such as ${CLUSTER_QUEUE_PREFIX} with a Redis Cluster REDIS_URL, so that all of a queue's keys share one slot`,
-    );
+    context.addIssue({
+      code: 'custom',
+      path: ['QUEUE_PREFIX'],
+      message: `must contain a hash tag such as ${CLUSTER_QUEUE_PREFIX} with a Redis Cluster REDIS_URL, so that all of a queue's keys share one slot`,
+    });
   }
-  return Object.freeze({
+  return {
     nodeEnv: values.NODE_ENV,
     databaseUrl: values.DATABASE_URL,
+    /** The direct connection migrations need when DATABASE_URL goes through a transaction pooler. */
     migrationDatabaseUrl: values.MIGRATION_DATABASE_URL ?? values.DATABASE_URL,
+    /** Where migrationDatabaseUrl came from, for messages: DATABASE_URL unless the other is set. */
     migrationDatabaseUrlVariable: values.MIGRATION_DATABASE_URL
-      ? 'MIGRATION_DATABASE_URL'
-      : 'DATABASE_URL',
+      ? ('MIGRATION_DATABASE_URL' as const)
+      : ('DATABASE_URL' as const),
     redisUrl: values.REDIS_URL,
+    /** Svix signing secrets, newest first; empty when none is configured. */
     webhookSecrets: Object.freeze(values.CLERK_WEBHOOK_SIGNING_SECRET ?? []),
     port: values.PORT,
+    /** When set, the receiver serves /metrics on this port only, not on PORT. */
     metricsPort: values.METRICS_PORT,
+    /** The receiver closes connections beyond this many at once. */
     maxConnections: values.MAX_CONNECTIONS,
+    /** How long the receiver keeps an idle keep-alive connection; above a load balancer's idle timeout. */
     keepAliveTimeoutMs: values.KEEP_ALIVE_TIMEOUT_MS,
     workerMetricsPort: values.WORKER_METRICS_PORT,
     workerConcurrency: values.WORKER_CONCURRENCY,
+    /** How long a worker's hold on a job lasts without renewal; a dead worker's jobs are retaken after it. */
     workerLockDurationMs: values.WORKER_LOCK_DURATION_MS,
+    /** Group commit: at most this many jobs' changes in one transaction (1: each on its own)... */
     workerBatchSize: values.WORKER_BATCH_SIZE,
+    /** ...collected for at most this long. */
     workerBatchWindowMs: values.WORKER_BATCH_WINDOW_MS,
     queueName: values.QUEUE_NAME,
+    /** BullMQ's Redis key prefix; with Redis Cluster it has a hash tag ({clerk-sync}) that keeps a queue in one slot. */
     queuePrefix: values.QUEUE_PREFIX ?? (cluster ? CLUSTER_QUEUE_PREFIX : DEFAULT_QUEUE_PREFIX),
     logLevel: values.LOG_LEVEL,
+    /** Clerk Backend API, for backfill and reconcile. */
     clerkSecretKey: values.CLERK_SECRET_KEY,
     clerkApiUrl: values.CLERK_API_URL,
+    /** How long one Backend API request may take to connect, to answer, and between body chunks. */
     clerkApiTimeoutMs: values.CLERK_API_TIMEOUT_MS,
     dashboard:
       values.DASHBOARD_USERNAME && values.DASHBOARD_PASSWORD
@@ -208,7 +184,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             password: values.DASHBOARD_PASSWORD,
           })
         : undefined,
-  });
+  };
+});
+
+export type Config = Readonly<z.output<typeof configSchema>>;
+
+/** Reads and validates the environment; throws a ConfigError whose message names each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+  return Object.freeze(parsed.data);
 }
 
 /** Entry points call this: a bad environment ends the process with one readable line. */
