@@ -6,6 +6,7 @@ import type {
 } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, type EntityManager, MikroORM, type Options } from '@mikro-orm/postgresql';
+import type pg from 'pg';
 import { postgresConnection } from './database-url.ts';
 import { entities } from './entities/index.ts';
 import { DatabaseUnavailableError } from './errors.ts';
@@ -42,9 +43,34 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
       snapshot: false,
     },
     pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
-    driverOptions: { connectionTimeoutMillis: 5_000, ssl },
+    driverOptions: {
+      connectionTimeoutMillis: 5_000,
+      ssl,
+      onPoolCreated: releaseBrokenConnections,
+    },
     ...(log ? { loggerFactory: (options: LoggerOptions) => new PinoOrmLogger(options, log) } : {}),
     ...overrides,
+  });
+}
+
+/**
+ * Kysely, under MikroORM, gives a transaction's connection back to the pool only once its commit
+ * or rollback succeeds, which neither can on a connection the server has closed (a killed
+ * session, an idle-in-transaction timeout, a restart). The pool would count it as in use for
+ * good, and after ten of them every transaction would wait for a connection forever. So a
+ * connection that fails while it is checked out goes back to the pool with its error, which
+ * discards it.
+ */
+function releaseBrokenConnections(pool: pg.Pool): void {
+  const checkedOut = new Set<pg.PoolClient>();
+  pool.on('acquire', (client) => checkedOut.add(client));
+  pool.on('release', (_error, client) => checkedOut.delete(client));
+  pool.on('connect', (client) => {
+    // The pool hands out the very client it connected, as a PoolClient.
+    const pooled = client as pg.PoolClient;
+    client.on('error', (error) => {
+      if (checkedOut.has(pooled)) pooled.release(error);
+    });
   });
 }
 

@@ -1,3 +1,4 @@
+import type { PostgreSqlConnection } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clerkId, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import {
@@ -148,6 +149,25 @@ function mixedBatch() {
 }
 
 describe('applyUserChanges', () => {
+  it('has PostgreSQL end a transaction whose client went silent, and free its locks', async () => {
+    const id = clerkId('user');
+    const silent = db.em.fork().transactional(async (tx) => {
+      await applyUserChanges(tx, [upsert(clerkUser(id))], { timeoutMs: 200 });
+      // The client says nothing for longer than the timeout, inside the transaction.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await tx.execute('select 1');
+    });
+
+    await expect(silent).rejects.toThrow(
+      /idle-in-transaction timeout|connection error|Connection terminated/,
+    );
+    // Nothing was written, and the user's lock is free again.
+    expect(await apply([upsert(clerkUser(id))])).toEqual(['created']);
+    // The dead connection left the pool instead of staying checked out for good.
+    const pool = await (db.em.getConnection() as PostgreSqlConnection).getNativeClient();
+    expect(pool.totalCount - pool.idleCount).toBe(0);
+  });
+
   it('applies a mixed batch in input order and stores exactly the right rows', async () => {
     const { ids, seed, changes, outcomes } = mixedBatch();
     expect(await apply(seed)).toEqual(['created', 'created']);

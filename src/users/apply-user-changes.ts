@@ -53,15 +53,19 @@ export function decideUpsert(
  * locked first (in a fixed order, so concurrent batches cannot deadlock), which serializes
  * work on one user across all workers and commands. With `dryRun`, nothing is locked or
  * written and the outcomes say what would happen. Outcomes come back in input order.
+ *
+ * PostgreSQL itself ends the transaction, and frees its locks, when a statement runs longer
+ * than `timeoutMs` or the client stays silent that long in the middle of it (a worker that
+ * died or lost its network): nobody waits on the locks of a transaction that will never end.
  */
 export async function applyUserChanges(
   em: EntityManager,
   changes: readonly UserChange[],
-  options: { dryRun?: boolean } = {},
+  options: { dryRun?: boolean; timeoutMs?: number } = {},
 ): Promise<ChangeOutcome[]> {
   const ids = [...new Set(changes.map(clerkUserIdOf))];
   const run = async (tx: EntityManager) => {
-    if (!options.dryRun) await lockClerkUsers(tx, ids);
+    if (!options.dryRun) await lockClerkUsers(tx, ids, options.timeoutMs ?? TRANSACTION_TIMEOUT_MS);
     const users = new Map(
       (await tx.find(User, { clerkUserId: { $in: ids } }, { populate: ['preferences'] })).map(
         (user) => [user.clerkUserId, user],
@@ -137,16 +141,28 @@ export async function findTombstones(
   return new Set(rows.map((row) => row.clerk_user_id));
 }
 
+/** A transaction of a few hundred users commits in well under a second. */
+export const TRANSACTION_TIMEOUT_MS = 15_000;
+
 /**
  * Transaction-scoped advisory locks on Clerk user ids, taken in one statement in a fixed
  * order. A user.deleted and a late user.created for the same user, or fifty copies of one
- * event, then never interleave between "read what is stored" and "write".
+ * event, then never interleave between "read what is stored" and "write". The same statement
+ * sets the transaction's own timeouts (set_config(..., true) lasts until the transaction ends,
+ * which a transaction pooler allows, where a session-level SET is not).
  */
-async function lockClerkUsers(em: EntityManager, clerkUserIds: readonly string[]): Promise<void> {
+async function lockClerkUsers(
+  em: EntityManager,
+  clerkUserIds: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
   if (clerkUserIds.length === 0) return;
+  const timeout = String(timeoutMs);
   await em.execute(
     `select pg_advisory_xact_lock(lock_key)
-       from (select distinct hashtextextended(id, 0) as lock_key from unnest(array[?]::text[]) as ids(id) order by lock_key) as keys`,
-    [clerkUserIds],
+       from (select distinct hashtextextended(id, 0) as lock_key from unnest(array[?]::text[]) as ids(id) order by lock_key) as keys
+      where set_config('statement_timeout', ?, true) is not null
+        and set_config('idle_in_transaction_session_timeout', ?, true) is not null`,
+    [clerkUserIds, timeout, timeout],
   );
 }
