@@ -9,7 +9,7 @@ import { createTestDatabase, sql, type TestDatabase } from './support/database.t
 
 const CLI_TIMEOUT_MS = 120_000;
 
-/** SPEC.md "Data model", as information_schema.columns reports it. */
+/** The data model the migrations must build, as information_schema.columns reports it. */
 const SPEC_COLUMNS = {
   users: {
     id: column('uuid', null, 'NO', 'gen_random_uuid()'),

@@ -1,8 +1,13 @@
-import { beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { COMMIT_TIMEOUT_MS } from '../../src/workers/webhook-worker.ts';
 import { newUsers, sendAll, tally } from '../support/load.ts';
-import { health, type ServiceProcess } from '../support/services.ts';
-import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
+import { health } from '../support/services.ts';
+import {
+  expectExactlyStored,
+  report,
+  useRunningStack,
+  waitUntilDrained,
+} from '../support/stack.ts';
 
 /**
  * Each stalled connection the worker still holds can cost one batch a commit timeout before the
@@ -10,18 +15,12 @@ import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '..
  */
 const RECOVERY_LIMIT_MS = 2 * COMMIT_TIMEOUT_MS + 45_000;
 
-const stack = useFaultStack();
-let receiver: ServiceProcess;
-let worker: ServiceProcess;
-const users = new Set<string>();
-
-beforeAll(async () => {
-  [receiver, worker] = await Promise.all([stack.startReceiver(), stack.startWorker()]);
-});
+const running = useRunningStack();
+const { stack, users } = running;
 
 it('keeps storing events when its database connections stop answering without a reset', async () => {
   const startedAt = performance.now();
-  expect(tally(await sendAll(receiver.url, newUsers(200, users)))).toEqual({ 202: 200 });
+  expect(tally(await sendAll(running.receiver.url, newUsers(200, users)))).toEqual({ 202: 200 });
   await waitUntilDrained(stack, users.size, 30_000);
 
   // Every connection the worker has open goes silent, as to a host that vanished; new
@@ -29,16 +28,16 @@ it('keeps storing events when its database connections stop answering without a 
   const connectionsStalled = stack.proxy.open;
   stack.proxy.stallAll();
   const stalledAt = performance.now();
-  expect(tally(await sendAll(receiver.url, newUsers(300, users)))).toEqual({ 202: 300 });
+  expect(tally(await sendAll(running.receiver.url, newUsers(300, users)))).toEqual({ 202: 300 });
   const recoveryMs = await waitUntilDrained(stack, users.size, RECOVERY_LIMIT_MS);
 
   const counts = await stack.jobCounts();
   expect(counts).toMatchObject({ failed: 0, delayed: 0, waiting: 0, active: 0 });
   await expectExactlyStored(stack.db, users);
   expect(connectionsStalled).toBeGreaterThan(0);
-  expect(worker.isRunning()).toBe(true);
-  expect((await health(worker)).status).toBe(200);
-  const output = worker.output.join('\n');
+  expect(running.worker.isRunning()).toBe(true);
+  expect((await health(running.worker)).status).toBe(200);
+  const output = running.worker.output.join('\n');
   expect(output).toMatch(/timed out after/);
   expect(output).not.toMatch(/uncaught|unhandled|"level":60/i);
 

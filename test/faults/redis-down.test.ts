@@ -1,4 +1,4 @@
-import { beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   type Delivery,
   isAcknowledged,
@@ -9,30 +9,29 @@ import {
   sendAll,
   tally,
 } from '../support/load.ts';
-import { health, type ServiceProcess } from '../support/services.ts';
-import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
+import { health } from '../support/services.ts';
+import {
+  expectExactlyStored,
+  report,
+  useRunningStack,
+  waitUntilDrained,
+} from '../support/stack.ts';
 
-/** SPEC.md: Redis unreachable, the receiver answers 503 within 5 s, so that Svix retries. */
+/** Redis unreachable, the receiver answers 503 within 5 s, so that Svix retries. */
 const UNAVAILABLE_WITHIN_MS = 5_000;
 /** The health check answers within 2 s, even when a dependency hangs. */
 const HEALTH_WITHIN_MS = 2_000;
 const BATCH = 200;
 const HUNG_DELIVERIES = 32;
 
-const stack = useFaultStack();
-let receiver: ServiceProcess;
-let worker: ServiceProcess;
-const users = new Set<string>();
-
-beforeAll(async () => {
-  [receiver, worker] = await Promise.all([stack.startReceiver(), stack.startWorker()]);
-});
+const running = useRunningStack();
+const { stack, users } = running;
 
 /** Svix's side: a delivery answered with anything but 2xx comes again, same svix-id, same body. */
 async function redeliverUntilAcknowledged(outcomes: Outcome[]): Promise<Outcome[]> {
   const pending = outcomes.filter((outcome) => !isAcknowledged(outcome));
   return sendAll(
-    receiver.url,
+    running.receiver.url,
     pending.map((outcome) => outcome.delivery),
   );
 }
@@ -42,7 +41,7 @@ async function timeUntilAccepting(limitMs: number): Promise<number> {
   const startedAt = performance.now();
   while (performance.now() - startedAt < limitMs) {
     const [probe] = newUsers(1, users);
-    const outcome = await send(receiver.url, probe as Delivery);
+    const outcome = await send(running.receiver.url, probe as Delivery);
     if (isAcknowledged(outcome)) return performance.now() - startedAt;
     // Not acknowledged now: Svix would send it again later, and so do we below.
     unacknowledgedProbes.push(outcome);
@@ -54,14 +53,14 @@ const unacknowledgedProbes: Outcome[] = [];
 
 it('answers 503 within 5 s while Redis is down, reports it, and takes deliveries again once Redis is back, with no restart', async () => {
   const startedAt = performance.now();
-  const before = await sendAll(receiver.url, newUsers(BATCH, users));
+  const before = await sendAll(running.receiver.url, newUsers(BATCH, users));
   expect(tally(before)).toEqual({ 202: BATCH });
 
   await stack.redis.kill();
   const downAt = performance.now();
-  const duringOutage = await sendAll(receiver.url, newUsers(BATCH, users), 16);
-  const receiverHealth = await health(receiver);
-  const workerHealth = await health(worker);
+  const duringOutage = await sendAll(running.receiver.url, newUsers(BATCH, users), 16);
+  const receiverHealth = await health(running.receiver);
+  const workerHealth = await health(running.worker);
 
   expect(tally(duringOutage)).toEqual({ 503: BATCH });
   expect(maxMs(duringOutage)).toBeLessThan(UNAVAILABLE_WITHIN_MS);
@@ -75,7 +74,7 @@ it('answers 503 within 5 s while Redis is down, reports it, and takes deliveries
   await stack.redis.restart();
   const restartedAt = performance.now();
   const backMs = await timeUntilAccepting(30_000);
-  const after = await sendAll(receiver.url, newUsers(BATCH, users));
+  const after = await sendAll(running.receiver.url, newUsers(BATCH, users));
   expect(tally(after)).toEqual({ 202: BATCH });
   const retried = await redeliverUntilAcknowledged([...duringOutage, ...unacknowledgedProbes]);
   expect(tally(retried)).toEqual({ 202: duringOutage.length + unacknowledgedProbes.length });
@@ -83,9 +82,9 @@ it('answers 503 within 5 s while Redis is down, reports it, and takes deliveries
   const drainMs = await waitUntilDrained(stack, users.size, 60_000);
   expect((await stack.jobCounts()).failed).toBe(0);
   await expectExactlyStored(stack.db, users);
-  expect([receiver.isRunning(), worker.isRunning()]).toEqual([true, true]);
-  expect((await health(receiver)).status).toBe(200);
-  expect((await health(worker)).status).toBe(200);
+  expect([running.receiver.isRunning(), running.worker.isRunning()]).toEqual([true, true]);
+  expect((await health(running.receiver)).status).toBe(200);
+  expect((await health(running.worker)).status).toBe(200);
 
   report('3 redis down (killed)', {
     outageMs: Math.round(restartedAt - downAt),
@@ -106,8 +105,12 @@ it('answers 503 within 5 s while Redis hangs (SIGSTOP), and recovers when it ans
   stack.redis.freeze();
   const frozenAt = performance.now();
   // One round of concurrent deliveries: each of them waits out the receiver's Redis timeout.
-  const duringHang = await sendAll(receiver.url, newUsers(HUNG_DELIVERIES, users), HUNG_DELIVERIES);
-  const receiverHealth = await health(receiver);
+  const duringHang = await sendAll(
+    running.receiver.url,
+    newUsers(HUNG_DELIVERIES, users),
+    HUNG_DELIVERIES,
+  );
+  const receiverHealth = await health(running.receiver);
   stack.redis.thaw();
   const thawedAt = performance.now();
 
@@ -122,7 +125,7 @@ it('answers 503 within 5 s while Redis hangs (SIGSTOP), and recovers when it ans
   const drainMs = await waitUntilDrained(stack, users.size, 60_000);
   expect((await stack.jobCounts()).failed).toBe(0);
   await expectExactlyStored(stack.db, users);
-  expect([receiver.isRunning(), worker.isRunning()]).toEqual([true, true]);
+  expect([running.receiver.isRunning(), running.worker.isRunning()]).toEqual([true, true]);
 
   report('3 redis hung (SIGSTOP)', {
     hangMs: Math.round(thawedAt - frozenAt),

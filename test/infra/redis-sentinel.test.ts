@@ -19,7 +19,7 @@ import {
   startSentinelSet,
 } from './support/redis-topologies.ts';
 
-/** The receiver answers 503 within this long while Redis is unreachable (SPEC). */
+/** The receiver answers 503 within this long while Redis is unreachable. */
 const UNAVAILABLE_WITHIN_MS = 5_000;
 /** Deliveries accepted in a row after the failover before the steady traffic stops. */
 const ACCEPTED_AFTER_FAILOVER = 100;

@@ -143,6 +143,29 @@ export function useFaultStack(): FaultStack {
   });
 }
 
+/** A fault stack with a receiver and a worker running on it, and the users sent so far. */
+export interface RunningStack {
+  stack: FaultStack;
+  receiver: ServiceProcess;
+  worker: ServiceProcess;
+  users: Set<string>;
+}
+
+/**
+ * useFaultStack(), and a receiver and a worker started on it before the file's tests. The
+ * processes are there from the first test on: read them from what this returns, inside tests.
+ */
+export function useRunningStack(workerEnv: Record<string, string> = {}): RunningStack {
+  const running = { stack: useFaultStack(), users: new Set<string>() } as RunningStack;
+  beforeAll(async () => {
+    [running.receiver, running.worker] = await Promise.all([
+      running.stack.startReceiver(),
+      running.stack.startWorker(workerEnv),
+    ]);
+  });
+  return running;
+}
+
 export interface StoredCounts {
   users: number;
   preferences: number;
