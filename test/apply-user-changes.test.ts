@@ -1,13 +1,13 @@
 import type { PostgreSqlConnection } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clerkId, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import { clerkId } from '../src/clerk/sample-events.ts';
 import {
   applyUserChanges,
   type ChangeOutcome,
   decideUpsert,
   type UserChange,
 } from '../src/users/apply-user-changes.ts';
-import { type ClerkUser, clerkUserSchema } from '../src/users/clerk-user.ts';
+import { clerkUser, remove, upsert } from './support/clerk-user.ts';
 import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
 
 let db: TestDatabase;
@@ -19,24 +19,6 @@ afterAll(() => db?.drop());
 beforeEach(async () => {
   await sql(db, 'truncate users, user_preferences, deleted_clerk_users cascade');
 });
-
-/** A Clerk user as the Backend API or a webhook describes it. */
-function clerkUser(
-  id: string,
-  user: { email?: string | null; timezone?: string; at?: number } = {},
-): ClerkUser {
-  return clerkUserSchema.parse(
-    sampleUserEvent('user.updated', {
-      id,
-      email: user.email === undefined ? `${id.toLowerCase()}@example.com` : user.email,
-      timezone: user.timezone,
-      updatedAt: user.at ?? 1_000,
-    }).data,
-  );
-}
-
-const upsert = (user: ClerkUser): UserChange => ({ kind: 'upsert', user });
-const remove = (clerkUserId: string): UserChange => ({ kind: 'delete', clerkUserId });
 
 /** Applies changes in a fresh unit of work, as a worker or a backfill page does. */
 function apply(changes: UserChange[], options: { dryRun?: boolean } = {}) {

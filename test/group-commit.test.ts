@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import { TimeoutError } from '../src/errors.ts';
-import type { UserChange } from '../src/users/apply-user-changes.ts';
-import type { ClerkUser } from '../src/users/clerk-user.ts';
 import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';
+import { clerkUser, upsert } from './support/clerk-user.ts';
 import { countRows, createTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger } from './support/logs.ts';
 
@@ -13,17 +12,7 @@ beforeAll(async () => {
 });
 afterAll(() => db?.drop());
 
-function upsert(id: string): UserChange {
-  const user: ClerkUser = {
-    id,
-    email_addresses: [{ id: 'idn_1', email_address: `${id.toLowerCase()}@example.com` }],
-    primary_email_address_id: 'idn_1',
-    public_metadata: {},
-    unsafe_metadata: {},
-    updated_at: 1_000,
-  };
-  return { kind: 'upsert', user };
-}
+const upsertOf = (id: string) => upsert(clerkUser(id));
 
 /** A group commit on the suite's database: batches of up to 100, started at once, 10 s to commit. */
 function groupCommit(options: Partial<GroupCommitOptions> = {}): GroupCommit {
@@ -71,8 +60,8 @@ describe('group commit', () => {
     });
     const ids = Array.from({ length: 100 }, () => clerkId('user'));
     const changes = [
-      ...ids.map(upsert),
-      upsert(ids[0] as string),
+      ...ids.map(upsertOf),
+      upsertOf(ids[0] as string),
       { kind: 'delete' as const, clerkUserId: ids[1] as string },
     ];
 
@@ -92,9 +81,9 @@ describe('group commit', () => {
     const [held, free] = [clerkId('user'), clerkId('user')];
     const holder = await holdUserLock(held);
 
-    const heldOutcome = commit.apply(upsert(held));
+    const heldOutcome = commit.apply(upsertOf(held));
     // Not queued behind the change that waits for its lock.
-    expect(await commit.apply(upsert(free))).toBe('created');
+    expect(await commit.apply(upsertOf(free))).toBe('created');
     await holder.release();
 
     expect(await heldOutcome).toBe('created');
@@ -108,11 +97,11 @@ describe('group commit', () => {
     // Another transaction holds the first user's lock, so the first batch stays committing.
     const holder = await holdUserLock(first as string);
 
-    const firstOutcome = commit.apply(upsert(first as string));
+    const firstOutcome = commit.apply(upsertOf(first as string));
     const laterOutcomes: Promise<unknown>[] = [];
     for (const id of later) {
       await new Promise((resolve) => setTimeout(resolve, 5));
-      laterOutcomes.push(commit.apply(upsert(id)));
+      laterOutcomes.push(commit.apply(upsertOf(id)));
     }
     await holder.release();
 
@@ -127,9 +116,9 @@ describe('group commit', () => {
     // A lock that is never granted in time stands in for a connection that never answers.
     const holder = await holdUserLock(stuck);
 
-    const stuckOutcome = commit.apply(upsert(stuck));
+    const stuckOutcome = commit.apply(upsertOf(stuck));
     await expect(stuckOutcome).rejects.toThrow(TimeoutError);
-    const otherOutcome = await commit.apply(upsert(other));
+    const otherOutcome = await commit.apply(upsertOf(other));
     await holder.release();
 
     expect(otherOutcome).toBe('created');
@@ -141,10 +130,10 @@ describe('group commit', () => {
     const commit = groupCommit({ log, maxBatch: 10, windowMs: 50 });
     const good = Array.from({ length: 5 }, () => clerkId('user'));
     // PostgreSQL text cannot hold NUL, so this change fails in the database, taking its batch with it.
-    const poison = upsert('user_bad\u0000id');
+    const poison = upsert({ ...clerkUser('user_bad'), id: 'user_bad\u0000id' });
 
     const results = await Promise.allSettled(
-      [...good.map(upsert), poison].map((change) => commit.apply(change)),
+      [...good.map(upsertOf), poison].map((change) => commit.apply(change)),
     );
 
     expect(results.slice(0, 5).map((result) => result.status)).toEqual(Array(5).fill('fulfilled'));

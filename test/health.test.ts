@@ -1,10 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
-import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
 import { createTestDatabase, type TestDatabase } from './support/database.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import { startInProcessReceiver } from './support/receiver.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
 
 /** The health check answers within 2 seconds, even when a dependency hangs. */
@@ -34,16 +34,15 @@ function withPort(url: string, port: number): string {
 async function receiverWith(
   dependencies: { databaseUrl?: string; redisUrl?: string } = {},
 ): Promise<string> {
-  const queueName = uniqueQueueName();
-  const config = testConfig({
-    DATABASE_URL: dependencies.databaseUrl ?? db.url,
-    REDIS_URL: dependencies.redisUrl ?? REDIS_URL,
-    QUEUE_NAME: queueName,
-  });
-  const receiver = await startReceiver(config, log);
-  cleanUpLater(() => removeQueue(inspectQueue(queueName)));
+  const receiver = await startInProcessReceiver(
+    {
+      DATABASE_URL: dependencies.databaseUrl ?? db.url,
+      ...(dependencies.redisUrl ? { REDIS_URL: dependencies.redisUrl } : {}),
+    },
+    { waitUntilHealthy: false },
+  );
   cleanUpLater(() => receiver.stop());
-  return `http://127.0.0.1:${receiver.port}`;
+  return receiver.url;
 }
 
 interface HealthBody {

@@ -1,11 +1,7 @@
-import { type Queue, UnrecoverableError, Worker } from 'bullmq';
+import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
-import type { Config } from '../src/config.ts';
-import type { WebhookJobData } from '../src/queue/queue.ts';
-import { type Receiver, startReceiver } from '../src/services/receiver.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
-import { testConfig } from './support/config.ts';
 import {
   countRows,
   createTestDatabase,
@@ -14,16 +10,12 @@ import {
   type TestDatabase,
 } from './support/database.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
-import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
 import { deliver, newSvixId, TEST_SECRET } from './support/svix.ts';
 import { waitFor } from './support/wait.ts';
 
 /** One receiver and one worker on a shared queue and database, as `npm start` runs them. */
-interface Pipeline {
-  config: Config;
-  url: string;
-  queue: Queue<WebhookJobData>;
-  receiver: Receiver;
+interface Pipeline extends InProcessReceiver {
   worker?: WorkerProcess;
 }
 
@@ -43,24 +35,13 @@ afterAll(async () => {
 });
 expectCleanLogsAfterEach(logs, [TEST_SECRET]);
 
-async function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
-  const config = testConfig({
-    DATABASE_URL: db.url,
-    REDIS_URL,
-    QUEUE_NAME: uniqueQueueName(),
-    ...overrides,
-  });
-  const receiver = await startReceiver(config, logs.log);
-  const url = `http://127.0.0.1:${receiver.port}`;
-  await waitFor(async () => (await fetch(`${url}/api/v1/health`)).ok, 5_000, 'receiver health');
-  return { config, url, receiver, queue: inspectQueue(config.queueName) };
+function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
+  return startInProcessReceiver({ DATABASE_URL: db.url, ...overrides }, { log: logs.log });
 }
 
 async function stopPipeline(pipeline: Pipeline | undefined): Promise<void> {
-  if (!pipeline) return;
-  await pipeline.worker?.stop();
-  await pipeline.receiver.stop();
-  await removeQueue(pipeline.queue);
+  await pipeline?.worker?.stop();
+  await pipeline?.stop();
 }
 
 function email(label: string): string {

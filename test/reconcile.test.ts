@@ -49,8 +49,8 @@ afterAll(() => db?.drop());
 beforeEach(async () => {
   await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
   users = generateUsers(USER_COUNT);
-  clerkUser(WITHOUT_EMAIL).email = null;
-  clerkUser(MALFORMED).updatedAt = -1;
+  userAt(WITHOUT_EMAIL).email = null;
+  userAt(MALFORMED).updatedAt = -1;
   fake = await startFakeClerkApi(users);
 });
 afterEach(async () => {
@@ -58,13 +58,13 @@ afterEach(async () => {
   fake = undefined;
 });
 
-function clerkUser(index: number): FakeUser {
+function userAt(index: number): FakeUser {
   const found = users[index];
   if (!found) throw new Error(`no user at ${index}`);
   return found;
 }
 
-const idOf = (index: number) => clerkUser(index).id;
+const idOf = (index: number) => userAt(index).id;
 
 function api(): FakeClerkApi {
   if (!fake) throw new Error('fake Clerk API not started');

@@ -64,6 +64,8 @@ it('answers 503 within 5 s while Redis is down, reports it, and takes deliveries
 
   expect(tally(duringOutage)).toEqual({ 503: BATCH });
   expect(maxMs(duringOutage)).toBeLessThan(UNAVAILABLE_WITHIN_MS);
+  // Svix retries a 503 on its own schedule; the header says when it may.
+  expect(new Set(duringOutage.map((outcome) => outcome.retryAfter))).toEqual(new Set(['5']));
   expect(receiverHealth).toMatchObject({
     status: 503,
     body: { status: 'unavailable', redis: 'disconnected', database: 'connected' },

@@ -15,6 +15,8 @@ export interface Outcome {
   /** HTTP status, undefined when no response came (a reset, a timeout). */
   status: number | undefined;
   error: string | undefined;
+  /** The Retry-After header of the answer, if any. */
+  retryAfter?: string | null;
   ms: number;
 }
 
@@ -84,6 +86,7 @@ export async function send(baseUrl: string, delivery: Delivery): Promise<Outcome
       delivery,
       status: response.status,
       error: undefined,
+      retryAfter: response.headers.get('retry-after'),
       ms: performance.now() - startedAt,
     };
   } catch (error) {
