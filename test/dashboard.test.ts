@@ -4,6 +4,7 @@ import { createLogger } from '../src/logger.ts';
 import { type Receiver, startReceiver } from '../src/services/receiver.ts';
 import { testConfig } from './support/config.ts';
 import { SERVER_URL } from './support/database.ts';
+import { freePort } from './support/processes.ts';
 import { type QueueWithFailures, queueWithFailures, REDIS_URL } from './support/queue.ts';
 
 const authorization = `Basic ${Buffer.from('operator:correct horse').toString('base64')}`;
@@ -124,6 +125,33 @@ describe('the queue dashboard, with valid credentials', () => {
     for (const { svixId } of fixture.failed) {
       expect(await queue.getJobState(svixId)).toBe('waiting');
       expect((await queue.getJob(svixId))?.attemptsMade).toBe(0);
+    }
+  });
+});
+
+describe('the queue dashboard, with Redis unreachable', () => {
+  it('answers a retry with 503, not 500', async () => {
+    const unreachable = await startReceiver(
+      testConfig({
+        DATABASE_URL: `${SERVER_URL}/postgres`,
+        REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+        QUEUE_NAME: fixture.queue.name,
+        DASHBOARD_USERNAME: 'operator',
+        DASHBOARD_PASSWORD: 'correct horse',
+      }),
+      createLogger({ level: 'silent' }),
+    );
+    try {
+      const base = `http://127.0.0.1:${unreachable.port}${DASHBOARD_PATH}/api/queues/${fixture.queue.name}`;
+      for (const path of [`/${fixture.failed[0]?.svixId}/retry`, '/retry/failed']) {
+        const response = await fetch(`${base}${path}`, {
+          method: 'PUT',
+          headers: { authorization },
+        });
+        expect({ path, status: response.status }).toEqual({ path, status: 503 });
+      }
+    } finally {
+      await unreachable.stop();
     }
   });
 });

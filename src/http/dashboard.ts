@@ -16,6 +16,8 @@ export const DASHBOARD_PATH = '/admin/queues';
 export async function dashboardRouter(
   queue: Queue,
   credentials: { username: string; password: string },
+  /** Whether Redis is connected now: a retry is refused with 503 at once while it is not. */
+  queueAvailable: () => boolean,
 ): Promise<Router> {
   const [{ createBullBoard }, { BullMQAdapter }, { ExpressAdapter }] = await Promise.all([
     import('@bull-board/api'),
@@ -40,7 +42,7 @@ export async function dashboardRouter(
   router.use(
     DASHBOARD_PATH,
     basicAuth(credentials, 'clerk-sync'),
-    retryOnly(queue),
+    retryOnly(queue, queueAvailable),
     board.getRouter(),
   );
   return router;
@@ -51,17 +53,26 @@ export async function dashboardRouter(
  * each job its full attempts again as `npm run jobs -- retry` does; anything else is refused
  * (the pages still show bull-board's other buttons; each gets this 403).
  */
-function retryOnly(queue: Queue): Router {
+function retryOnly(queue: Queue, queueAvailable: () => boolean): Router {
   const router = Router();
   const unknownQueue = (response: Response) =>
     void response.status(404).json({ error: 'no such queue' });
+  // Redis down is no fault of the operator's: 503, like the receiver, never a 500.
+  const unavailable = (response: Response) =>
+    void response.status(503).json({ error: 'queue unavailable, retry later' });
   router.put('/api/queues/:queueName/retry/failed', async (request, response) => {
     if (request.params.queueName !== queue.name) return unknownQueue(response);
-    response.json({ retried: await retryAllFailedJobs(queue), skipped: 0 });
+    if (!queueAvailable()) return unavailable(response);
+    const retried = await retryAllFailedJobs(queue).catch(() => undefined);
+    if (retried === undefined) return unavailable(response);
+    response.json({ retried, skipped: 0 });
   });
   router.put('/api/queues/:queueName/:jobId/retry', async (request, response) => {
     if (request.params.queueName !== queue.name) return unknownQueue(response);
-    if (!(await retryFailedJob(queue, request.params.jobId))) {
+    if (!queueAvailable()) return unavailable(response);
+    const retried = await retryFailedJob(queue, request.params.jobId).catch(() => undefined);
+    if (retried === undefined) return unavailable(response);
+    if (!retried) {
       response.status(400).json({ error: 'only a failed job can be retried' });
       return;
     }

@@ -6,7 +6,7 @@ import { createDatabaseProbe } from '../http/database-probe.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
 import { createQueue } from '../queue/queue.ts';
-import { answersPing, createProducerConnection, waitForRedis } from '../redis.ts';
+import { answersPing, createProducerConnection, isReady, waitForRedis } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';
 import { SignatureVerifier } from '../webhooks/signature.ts';
@@ -44,7 +44,9 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     metrics: config.metricsPort === undefined ? metrics.registry : undefined,
     health: { ...checks, readiness: ['redis'] },
     routers: [
-      ...(config.dashboard ? [await dashboardRouter(queue, config.dashboard)] : []),
+      ...(config.dashboard
+        ? [await dashboardRouter(queue, config.dashboard, () => isReady(redis))]
+        : []),
       clerkWebhookRouter({
         verifier,
         enqueue: (data) => enqueueDelivery(queue, redis, data),
