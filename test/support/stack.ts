@@ -9,6 +9,7 @@ import { uniqueQueueName } from './queue.ts';
 import { type PrivateRedis, startPrivateRedis } from './redis-server.ts';
 import { type ServiceProcess, spawnService } from './services.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { waitFor } from './wait.ts';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -245,18 +246,14 @@ export async function expectExactlyStored(
   });
 }
 
-/** Milliseconds until `condition` holds, polled every 100 ms; fails after `timeoutMs`. */
+/** Milliseconds until `condition` holds (waitFor's polling); fails after `timeoutMs`. */
 export async function timeUntil(
   condition: () => Promise<boolean>,
   timeoutMs: number,
   description = 'condition',
 ): Promise<number> {
   const startedAt = performance.now();
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${description}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await waitFor(condition, timeoutMs, description);
   return performance.now() - startedAt;
 }
 
