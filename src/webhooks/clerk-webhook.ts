@@ -35,7 +35,7 @@ const eventSchema = z.object({
   type: z.string().min(1).max(100),
   object: z.literal('event'),
   data: z.custom<Record<string, unknown>>(isObject),
-  timestamp: z.unknown(),
+  timestamp: z.unknown().optional(),
 });
 
 export interface ClerkWebhookDependencies {
