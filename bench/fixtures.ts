@@ -167,12 +167,16 @@ export function startWorker(
 
 export function startBaseline(
   scope: Scope,
-  baseline: 'verify-only' | 'inline-upsert',
-  database?: BenchDatabase,
+  baseline: 'verify-only' | 'verify-add' | 'inline-upsert',
+  backing: { database?: BenchDatabase; queue?: Queue } = {},
 ): Promise<Service> {
-  return start(scope, baseline, `bench/baselines/${baseline}.ts`, serviceEnv(database, undefined), {
-    portVariable: 'PORT',
-  });
+  return start(
+    scope,
+    baseline,
+    `bench/baselines/${baseline}.ts`,
+    serviceEnv(backing.database, backing.queue),
+    { portVariable: 'PORT' },
+  );
 }
 
 /** The stand-in Backend API for the backfill, serving `users` generated users. */

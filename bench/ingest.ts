@@ -14,7 +14,7 @@ import {
 import { type LoadResult, saturate } from './load.ts';
 import { median } from './stats.ts';
 
-export const INGEST_TARGETS = ['verify-only', 'receiver', 'inline-upsert'] as const;
+export const INGEST_TARGETS = ['verify-only', 'verify-add', 'receiver', 'inline-upsert'] as const;
 export type IngestTarget = (typeof INGEST_TARGETS)[number];
 
 const PAUSE_BETWEEN_RUNS_MS = 1_000;
@@ -69,8 +69,8 @@ export interface IngestResult {
 }
 
 /**
- * The receiver and both baselines, each its own child with its own database (and the receiver
- * its own queue), all started up front and then loaded one at a time: a warm-up each, then
+ * The receiver and the baselines, each its own child with its own database or queue (the
+ * receiver and verify-add each a queue of their own), all started up front and then loaded one at a time: a warm-up each, then
  * rounds in which the order rotates, so no target always runs after the same neighbour.
  */
 export function measureIngest(options: IngestOptions): Promise<IngestResult> {
@@ -82,8 +82,9 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     const queue = freshQueue(scope);
     const services: Record<IngestTarget, Service> = {
       'verify-only': await startBaseline(scope, 'verify-only'),
+      'verify-add': await startBaseline(scope, 'verify-add', { queue: freshQueue(scope) }),
       receiver: await startReceiver(scope, receiverDatabase, queue),
-      'inline-upsert': await startBaseline(scope, 'inline-upsert', inlineDatabase),
+      'inline-upsert': await startBaseline(scope, 'inline-upsert', { database: inlineDatabase }),
     };
     let receiverAccepted = 0;
     let receiverRuns = 0;
@@ -144,11 +145,9 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
       };
     };
     return {
-      median: {
-        'verify-only': summarize('verify-only'),
-        receiver: summarize('receiver'),
-        'inline-upsert': summarize('inline-upsert'),
-      },
+      median: Object.fromEntries(
+        INGEST_TARGETS.map((target) => [target, summarize(target)]),
+      ) as Record<IngestTarget, IngestSummary>,
       rounds,
       receiverPeakRssMiB: peakRssMiB,
       receiverAccepted,

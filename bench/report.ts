@@ -8,6 +8,8 @@ import { PGBENCH_CLIENTS, type PgbenchResult } from './pgbench.ts';
 /** The targets each figure is held to. */
 export const TARGETS = {
   ingestVsVerifyOnly: 0.9,
+  /** Issue 14: against verify + one BullMQ add keyed by svix-id, the durable ceiling. */
+  ingestVsVerifyAdd: 0.95,
   /** "Well above the inline pattern", read as at least twice its rate. */
   ingestVsInline: 2,
   drainVsPgbench: 1,
@@ -59,7 +61,12 @@ export function peakRss(m: Measurements): { receiverMiB: number; workerMiB: numb
 }
 
 export function tableRows(m: Measurements): Row[] {
-  const { receiver, 'verify-only': verifyOnly, 'inline-upsert': inline } = m.ingest.median;
+  const {
+    receiver,
+    'verify-only': verifyOnly,
+    'verify-add': verifyAdd,
+    'inline-upsert': inline,
+  } = m.ingest.median;
   const { oneWorker, twoWorkers, oneWorkerUnbatched } = m.drain;
   const ingestFigure = (summary: IngestSummary) =>
     `${perSecond(summary.deliveriesPerSecond)}, p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)}`;
@@ -72,6 +79,13 @@ export function tableRows(m: Measurements): Row[] {
       `verify-only ${ingestFigure(verifyOnly)}`,
       receiver.deliveriesPerSecond / verifyOnly.deliveriesPerSecond,
       TARGETS.ingestVsVerifyOnly,
+    ),
+    ratioRow(
+      'ingest: receiver vs verify+add',
+      ingestFigure(receiver),
+      `verify+add ${ingestFigure(verifyAdd)}`,
+      receiver.deliveriesPerSecond / verifyAdd.deliveriesPerSecond,
+      TARGETS.ingestVsVerifyAdd,
     ),
     ratioRow(
       'ingest: receiver vs inline upsert',

@@ -259,6 +259,17 @@ describe('POST /webhooks/clerk', () => {
     );
   });
 
+  it('queues a validly signed user event that has no envelope timestamp', async () => {
+    const { url, queue } = await startTestReceiver();
+    const { timestamp: _, ...event } = sampleUserEvent('user.created');
+    const svixId = newSvixId();
+
+    const response = await deliver(url, event, { svixId });
+
+    expect(response.status).toBe(202);
+    expect(await jobIds(queue)).toEqual([svixId]);
+  });
+
   it('queues a delivery received twice with the same svix-id once', async () => {
     const { url, queue } = await startTestReceiver();
     const svixId = newSvixId();

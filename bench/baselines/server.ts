@@ -2,10 +2,12 @@ import express from 'express';
 import { Webhook } from 'svix';
 
 /**
- * What both baselines share: Express 5, the raw body, Svix's own `verify`, then `afterVerify`,
+ * What the baselines share: Express 5, the raw body, Svix's own `verify`, then `afterVerify`,
  * then 200. Configured like the receiver, by PORT and CLERK_WEBHOOK_SIGNING_SECRET.
  */
-export function serveVerifiedWebhooks(afterVerify: (body: Buffer) => Promise<void> | void): void {
+export function serveVerifiedWebhooks(
+  afterVerify: (body: Buffer, svixId: string) => unknown,
+): void {
   const webhook = new Webhook(process.env.CLERK_WEBHOOK_SIGNING_SECRET ?? '');
   const app = express();
   app.disable('x-powered-by');
@@ -16,9 +18,10 @@ export function serveVerifiedWebhooks(afterVerify: (body: Buffer) => Promise<voi
     '/webhooks/clerk',
     express.raw({ type: () => true, limit: '1mb' }),
     async (request, response) => {
+      const svixId = request.get('svix-id') ?? '';
       try {
         webhook.verify(request.body, {
-          'svix-id': request.get('svix-id') ?? '',
+          'svix-id': svixId,
           'svix-timestamp': request.get('svix-timestamp') ?? '',
           'svix-signature': request.get('svix-signature') ?? '',
         });
@@ -26,7 +29,7 @@ export function serveVerifiedWebhooks(afterVerify: (body: Buffer) => Promise<voi
         response.status(401).json({ error: 'invalid signature' });
         return;
       }
-      await afterVerify(request.body);
+      await afterVerify(request.body, svixId);
       response.status(200).json({ status: 'ok' });
     },
   );

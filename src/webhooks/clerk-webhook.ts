@@ -2,7 +2,7 @@ import express, { type ErrorRequestHandler, type Request, type Response, Router 
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
 import type { ReceiverMetrics } from '../metrics.ts';
-import { type ClerkEvent, isUserEventType, type WebhookJobData } from '../queue/queue.ts';
+import { isUserEventType, type WebhookJobData } from '../queue/queue.ts';
 import { withTimeout } from '../timeout.ts';
 import type { EnqueueResult } from './enqueue.ts';
 import { toJobEvent } from './job-event.ts';
@@ -23,13 +23,20 @@ const SVIX_ID_PATTERN = /^msg_[A-Za-z0-9]{1,64}$/;
 /** Seconds since the epoch, as Svix sends them. */
 const SVIX_TIMESTAMP_PATTERN = /^\d{1,12}$/;
 
-const eventSchema = z
-  .object({
-    type: z.string().min(1).max(100),
-    object: z.literal('event'),
-    data: z.record(z.string(), z.unknown()),
-  })
-  .loose();
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * What the receiver reads of an event, and no more: toJobEvent picks the fields it keeps from
+ * `data`, so checking `data` key by key and copying the envelope's other keys (as a record and
+ * `.loose()` did) cost a dozen times as much and kept nothing more.
+ */
+const eventSchema = z.object({
+  type: z.string().min(1).max(100),
+  object: z.literal('event'),
+  data: z.custom<Record<string, unknown>>(isObject),
+  timestamp: z.unknown().optional(),
+});
 
 export interface ClerkWebhookDependencies {
   verifier: SignatureVerifier;
@@ -122,7 +129,7 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
       const job: WebhookJobData = {
         svixId: headers['svix-id'],
         receivedAt: Date.now(),
-        event: toJobEvent(event.data as ClerkEvent),
+        event: toJobEvent(event.data),
       };
       let result: EnqueueResult;
       try {
