@@ -1,8 +1,8 @@
 import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { answersInTime, type DependencyChecks } from './http/health.ts';
 import { QUEUE_STATES, USER_EVENT_TYPES } from './queue/queue.ts';
 import type { RedisConnection } from './redis.ts';
-import { withTimeout } from './timeout.ts';
 
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
 
@@ -22,16 +22,10 @@ export type WebhookOutcome =
   | 'bad_request'
   | 'unavailable';
 
-/** What a process needs to do its job, each checked when Prometheus scrapes. */
-export interface DependencyChecks {
-  database: () => Promise<boolean>;
-  redis: () => Promise<boolean>;
-}
-
-/** A scrape waits at most this long on each dependency, so /metrics answers even while one hangs. */
-const DEPENDENCY_CHECK_TIMEOUT_MS = 1_500;
-
-/** clerk_sync_dependency_up{dependency}: 1 while the process reaches it, 0 while it does not. */
+/**
+ * clerk_sync_dependency_up{dependency}: 1 while the process reaches it, 0 while it does not,
+ * checked at each scrape as the health check does, so /metrics answers even while one hangs.
+ */
 function registerDependencyGauge(registry: Registry, checks: DependencyChecks): void {
   new Gauge({
     name: 'clerk_sync_dependency_up',
@@ -41,10 +35,7 @@ function registerDependencyGauge(registry: Registry, checks: DependencyChecks): 
     async collect() {
       await Promise.all(
         Object.entries(checks).map(async ([dependency, check]) => {
-          const up = await withTimeout(check(), DEPENDENCY_CHECK_TIMEOUT_MS, dependency).catch(
-            () => false,
-          );
-          this.set({ dependency }, up ? 1 : 0);
+          this.set({ dependency }, (await answersInTime(check, dependency)) ? 1 : 0);
         }),
       );
     },

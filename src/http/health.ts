@@ -4,9 +4,13 @@ import { withTimeout } from '../timeout.ts';
 /** Each dependency gets this long to answer, so the whole check answers within 2 seconds. */
 export const HEALTH_CHECK_TIMEOUT_MS = 1_500;
 
-export interface HealthChecks {
+/** A real check of each dependency, for health, probes and the metrics alike. */
+export interface DependencyChecks {
   database: () => Promise<boolean>;
   redis: () => Promise<boolean>;
+}
+
+export interface HealthChecks extends DependencyChecks {
   /**
    * What the process needs to do its job, for GET /readyz: the receiver only queues, so Redis;
    * the worker writes users, so Redis and PostgreSQL.
@@ -18,14 +22,13 @@ type Dependency = 'database' | 'redis';
 
 type Status = 'connected' | 'disconnected';
 
+/** Whether the dependency answers within HEALTH_CHECK_TIMEOUT_MS; a hang or an error is a no. */
+export async function answersInTime(check: () => Promise<boolean>, name: string): Promise<boolean> {
+  return withTimeout(check(), HEALTH_CHECK_TIMEOUT_MS, name).catch(() => false);
+}
+
 async function probe(check: () => Promise<boolean>, name: string): Promise<Status> {
-  try {
-    return (await withTimeout(check(), HEALTH_CHECK_TIMEOUT_MS, name))
-      ? 'connected'
-      : 'disconnected';
-  } catch {
-    return 'disconnected';
-  }
+  return (await answersInTime(check, name)) ? 'connected' : 'disconnected';
 }
 
 /**
