@@ -11,6 +11,7 @@ import { postgresConnection } from './database-url.ts';
 import { entities } from './entities/index.ts';
 import { DatabaseUnavailableError } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { lockAndReadClerkUsers } from './users/lock-and-read.ts';
 
 export const MIGRATIONS_PATH = 'migrations';
 
@@ -32,6 +33,7 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
     password,
     dbName: database,
     entities,
+    routines: [lockAndReadClerkUsers],
     extensions: [Migrator],
     migrations: {
       path: MIGRATIONS_PATH,

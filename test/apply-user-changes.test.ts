@@ -2,13 +2,21 @@ import type { PostgreSqlConnection } from '@mikro-orm/postgresql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import {
+  type ApplyOptions,
   applyUserChanges,
   type ChangeOutcome,
   decideUpsert,
   type UserChange,
 } from '../src/users/apply-user-changes.ts';
 import { clerkUser, remove, upsert } from './support/clerk-user.ts';
-import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import {
+  countRows,
+  createTestDatabase,
+  holdUserLock,
+  sql,
+  type TestDatabase,
+} from './support/database.ts';
+import { waitFor } from './support/wait.ts';
 
 let db: TestDatabase;
 
@@ -21,7 +29,7 @@ beforeEach(async () => {
 });
 
 /** Applies changes in a fresh unit of work, as a worker or a backfill page does. */
-function apply(changes: UserChange[], options: { dryRun?: boolean } = {}) {
+function apply(changes: UserChange[], options: ApplyOptions = {}) {
   return applyUserChanges(db.em.fork(), changes, options);
 }
 
@@ -150,38 +158,65 @@ describe('applyUserChanges', () => {
     expect(pool.totalCount - pool.idleCount).toBe(0);
   });
 
-  it('applies a mixed batch in input order and stores exactly the right rows', async () => {
-    const { ids, seed, changes, outcomes } = mixedBatch();
-    expect(await apply(seed)).toEqual(['created', 'created']);
+  it.each([
+    ['the unit of work', {}],
+    ['bulk writes', { bulk: true }],
+  ])(
+    'applies a mixed batch in input order and stores exactly the right rows, through %s',
+    async (_, options) => {
+      const { ids, seed, changes, outcomes } = mixedBatch();
+      expect(await apply(seed, options)).toEqual(['created', 'created']);
 
-    expect(await apply(changes)).toEqual(outcomes);
+      expect(await apply(changes, options)).toEqual(outcomes);
 
+      expect(await storedRows()).toEqual([
+        {
+          clerk_user_id: ids.added,
+          email: 'added@example.com',
+          timezone: 'Europe/Paris',
+          clerk_updated_at: 1_000,
+          ...defaultsFor('Europe/Paris'),
+        },
+        {
+          clerk_user_id: ids.batchDup,
+          email: 'dup.v3@example.com',
+          timezone: 'UTC',
+          clerk_updated_at: 4_000,
+          // Preferences are made once, with the timezone the user was created with.
+          ...defaultsFor('Asia/Tokyo'),
+        },
+        {
+          clerk_user_id: ids.existing,
+          email: 'existing.new@example.com',
+          timezone: 'UTC',
+          clerk_updated_at: 2_000,
+          ...defaultsFor('UTC'),
+        },
+      ]);
+      expect(await countRows(db, 'user_preferences')).toBe(3);
+      expect(await tombstoneIds()).toEqual([ids.doomed, ids.fleeting, ids.neverStored].sort());
+    },
+  );
+
+  it('waits for a user held by another transaction, then reads what that one committed', async () => {
+    const id = clerkId('user');
+    const holder = await holdUserLock(db, id, (tx) =>
+      applyUserChanges(tx, [upsert(clerkUser(id, { email: 'first@example.com', at: 1_000 }))]),
+    );
+    const waiting = apply([upsert(clerkUser(id, { email: 'second@example.com', at: 2_000 }))]);
+    await waitFor(
+      async () => (await countRows(db, 'pg_locks', "locktype = 'advisory' and not granted")) > 0,
+      5_000,
+      'the second change to wait for the lock',
+    );
+
+    await holder.release();
+
+    // Read before the wait, the user would look new, and its insert would fail as a duplicate.
+    expect(await waiting).toEqual(['updated']);
     expect(await storedRows()).toEqual([
-      {
-        clerk_user_id: ids.added,
-        email: 'added@example.com',
-        timezone: 'Europe/Paris',
-        clerk_updated_at: 1_000,
-        ...defaultsFor('Europe/Paris'),
-      },
-      {
-        clerk_user_id: ids.batchDup,
-        email: 'dup.v3@example.com',
-        timezone: 'UTC',
-        clerk_updated_at: 4_000,
-        // Preferences are made once, with the timezone the user was created with.
-        ...defaultsFor('Asia/Tokyo'),
-      },
-      {
-        clerk_user_id: ids.existing,
-        email: 'existing.new@example.com',
-        timezone: 'UTC',
-        clerk_updated_at: 2_000,
-        ...defaultsFor('UTC'),
-      },
+      expect.objectContaining({ clerk_user_id: id, email: 'second@example.com' }),
     ]);
-    expect(await countRows(db, 'user_preferences')).toBe(3);
-    expect(await tombstoneIds()).toEqual([ids.doomed, ids.fleeting, ids.neverStored].sort());
   });
 
   it('with dryRun, reports the same outcomes and writes nothing', async () => {

@@ -3,7 +3,12 @@ import { clerkId } from '../src/clerk/sample-events.ts';
 import { TimeoutError } from '../src/errors.ts';
 import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';
 import { clerkUser, upsert } from './support/clerk-user.ts';
-import { countRows, createTestDatabase, type TestDatabase } from './support/database.ts';
+import {
+  countRows,
+  createTestDatabase,
+  holdUserLock,
+  type TestDatabase,
+} from './support/database.ts';
 import { capturingLogger } from './support/logs.ts';
 
 let db: TestDatabase;
@@ -24,30 +29,6 @@ function groupCommit(options: Partial<GroupCommitOptions> = {}): GroupCommit {
     commitTimeoutMs: 10_000,
     ...options,
   });
-}
-
-/** Holds a user's advisory lock in a transaction of its own until released. */
-async function holdUserLock(clerkUserId: string): Promise<{ release(): Promise<void> }> {
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => {
-    locked = resolve;
-  });
-  const transaction = db.em.fork().transactional(async (tx) => {
-    await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [clerkUserId]);
-    locked();
-    await held;
-  });
-  await isLocked;
-  return {
-    release: async () => {
-      release();
-      await transaction;
-    },
-  };
 }
 
 describe('group commit', () => {
@@ -79,7 +60,7 @@ describe('group commit', () => {
     const batches: number[] = [];
     const commit = groupCommit({ maxBatch: 1, onBatch: (size) => batches.push(size) });
     const [held, free] = [clerkId('user'), clerkId('user')];
-    const holder = await holdUserLock(held);
+    const holder = await holdUserLock(db, held);
 
     const heldOutcome = commit.apply(upsertOf(held));
     // Not queued behind the change that waits for its lock.
@@ -95,7 +76,7 @@ describe('group commit', () => {
     const commit = groupCommit({ onBatch: (size) => batches.push(size) });
     const [first, ...later] = Array.from({ length: 11 }, () => clerkId('user'));
     // Another transaction holds the first user's lock, so the first batch stays committing.
-    const holder = await holdUserLock(first as string);
+    const holder = await holdUserLock(db, first as string);
 
     const firstOutcome = commit.apply(upsertOf(first as string));
     const laterOutcomes: Promise<unknown>[] = [];
@@ -114,7 +95,7 @@ describe('group commit', () => {
     const commit = groupCommit({ commitTimeoutMs: 300 });
     const [stuck, other] = [clerkId('user'), clerkId('user')];
     // A lock that is never granted in time stands in for a connection that never answers.
-    const holder = await holdUserLock(stuck);
+    const holder = await holdUserLock(db, stuck);
 
     const stuckOutcome = commit.apply(upsertOf(stuck));
     await expect(stuckOutcome).rejects.toThrow(TimeoutError);

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { DeletedClerkUser, defaultPreferences, User, UserPreferences } from '../entities/index.ts';
 import { chooseEmail, chooseTimezone } from './clerk-user.ts';
+import { lockAndRead } from './lock-and-read.ts';
 import { clerkUserIdOf, type UserChange } from './user-change.ts';
 
 export type { UserChange } from './user-change.ts';
@@ -47,12 +49,26 @@ export function decideUpsert(
     : 'updated';
 }
 
+export interface ApplyOptions {
+  /** Lock and write nothing; the outcomes say what would happen. */
+  dryRun?: boolean;
+  /** How long PostgreSQL lets one statement run, or the client stay silent, in the transaction. */
+  timeoutMs?: number;
+  /**
+   * Write through MikroORM's bulk inserts and one upsert statement instead of the unit of work:
+   * for the sync commands' pages of hundreds of users, where building and tracking an entity
+   * per row costs more than the rows themselves. The same rules decide, under the same locks.
+   */
+  bulk?: boolean;
+}
+
 /**
- * Applies changes to many users in one unit of work and one transaction, with the same rules
- * for a single webhook, a batch of webhooks or a page of the Backend API. Every user touched is
- * locked first (in a fixed order, so concurrent batches cannot deadlock), which serializes
- * work on one user across all workers and commands. With `dryRun`, nothing is locked or
- * written and the outcomes say what would happen. Outcomes come back in input order.
+ * Applies changes to many users in one transaction, with the same rules for a single webhook,
+ * a batch of webhooks or a page of the Backend API. Every user touched is locked first (in a
+ * fixed order, so concurrent batches cannot deadlock) and read in the same round trip, which
+ * serializes work on one user across all workers and commands. The rules then decide each
+ * change in order, and what the batch changed in all is written. With `dryRun`, nothing is
+ * locked or written and the outcomes say what would happen. Outcomes come back in input order.
  *
  * PostgreSQL itself ends the transaction, and frees its locks, when a statement runs longer
  * than `timeoutMs` or the client stays silent that long in the middle of it (a worker that
@@ -61,68 +77,143 @@ export function decideUpsert(
 export async function applyUserChanges(
   em: EntityManager,
   changes: readonly UserChange[],
-  options: { dryRun?: boolean; timeoutMs?: number } = {},
+  options: ApplyOptions = {},
 ): Promise<ChangeOutcome[]> {
   const ids = [...new Set(changes.map(clerkUserIdOf))];
+  if (options.dryRun) return decide(await lockAndRead(em, ids, null), changes).outcomes;
   const run = async (tx: EntityManager) => {
-    if (!options.dryRun) await lockClerkUsers(tx, ids, options.timeoutMs ?? TRANSACTION_TIMEOUT_MS);
-    const users = new Map(
-      (await tx.find(User, { clerkUserId: { $in: ids } }, { populate: ['preferences'] })).map(
-        (user) => [user.clerkUserId, user],
-      ),
-    );
-    // A stored user has no tombstone (both change only together, under the lock), so only
-    // the ids with no row need looking up.
-    const tombstoned = await findTombstones(
-      tx,
-      ids.filter((id) => !users.has(id)),
-    );
-    const write = !options.dryRun;
-
-    return changes.map((change): ChangeOutcome => {
-      const clerkUserId = clerkUserIdOf(change);
-      if (change.kind === 'delete') {
-        if (!tombstoned.has(clerkUserId) && write) tx.create(DeletedClerkUser, { clerkUserId });
-        tombstoned.add(clerkUserId);
-        const user = users.get(clerkUserId);
-        users.delete(clerkUserId);
-        if (!user) return 'absent';
-        // A user created earlier in this same batch has no row yet for the cascade to follow.
-        if (write) tx.remove([user, ...(user.preferences ? [user.preferences] : [])]);
-        return 'deleted';
-      }
-
-      const email = chooseEmail(change.user);
-      if (!email) return 'no_email';
-      if (tombstoned.has(clerkUserId)) return 'deleted_earlier';
-      const incoming = {
-        email,
-        timezone: chooseTimezone(change.user),
-        clerkUpdatedAt: change.user.updated_at ? new Date(change.user.updated_at) : null,
-      };
-      const user = users.get(clerkUserId);
-      const outcome = decideUpsert(user, incoming);
-      if (outcome === 'created') {
-        const created = tx.create(User, { clerkUserId, ...incoming });
-        if (write)
-          tx.create(UserPreferences, { user: created, ...defaultPreferences(incoming.timezone) });
-        users.set(clerkUserId, created);
-      } else if (user && outcome !== 'stale') {
-        // A dry run changes its entities too (its fork is never flushed), so that later changes
-        // to the same user in this batch are judged against this one, as they are for real.
-        if (outcome === 'updated')
-          tx.assign(user, { email: incoming.email, timezone: incoming.timezone });
-        if (incoming.clerkUpdatedAt && incoming.clerkUpdatedAt > (user.clerkUpdatedAt ?? 0)) {
-          user.clerkUpdatedAt = incoming.clerkUpdatedAt;
-        }
-        if (!user.preferences && write)
-          tx.create(UserPreferences, { user, ...defaultPreferences(incoming.timezone) });
-      }
-      return outcome;
-    });
+    const stored = await lockAndRead(tx, ids, options.timeoutMs ?? TRANSACTION_TIMEOUT_MS);
+    const { outcomes, users } = decide(stored, changes);
+    await (options.bulk ? writeInBulk : writeThroughUnitOfWork)(tx, users.values());
+    return outcomes;
   };
-  if (options.dryRun) return run(em.fork());
-  return em.isInTransaction() ? run(em) : em.transactional(run);
+  return em.isInTransaction() ? run(em) : em.fork().transactional(run);
+}
+
+/** One Clerk id as read under its lock, and as the batch's changes leave it. */
+export interface UserState {
+  clerkUserId: string;
+  /** The stored row's key, if there is a stored row. */
+  storedId: string | undefined;
+  stored: StoredUser | undefined;
+  /** The user after the changes decided so far; undefined when there is none (or no longer). */
+  current: StoredUser | undefined;
+  hasPreferences: boolean;
+  /** The timezone of the default preferences to write, when the user needs them. */
+  preferencesTimezone: string | undefined;
+  tombstoned: boolean;
+  tombstoneToWrite: boolean;
+}
+
+/**
+ * The rules, change by change in input order, each judged against what the changes before it
+ * in the batch left: the outcome of each, and the state of every user at the end.
+ */
+function decide(
+  users: Map<string, UserState>,
+  changes: readonly UserChange[],
+): { outcomes: ChangeOutcome[]; users: Map<string, UserState> } {
+  const outcomes = changes.map((change): ChangeOutcome => {
+    const state = users.get(clerkUserIdOf(change)) as UserState;
+    if (change.kind === 'delete') {
+      if (!state.tombstoned) state.tombstoneToWrite = true;
+      state.tombstoned = true;
+      if (!state.current) return 'absent';
+      state.current = undefined;
+      return 'deleted';
+    }
+
+    const email = chooseEmail(change.user);
+    if (!email) return 'no_email';
+    if (state.tombstoned) return 'deleted_earlier';
+    const incoming = {
+      email,
+      timezone: chooseTimezone(change.user),
+      clerkUpdatedAt: change.user.updated_at ? new Date(change.user.updated_at) : null,
+    };
+    const outcome = decideUpsert(state.current, incoming);
+    if (outcome === 'stale') return outcome;
+    if (!state.current) {
+      state.current = { ...incoming };
+    } else {
+      if (outcome === 'updated')
+        Object.assign(state.current, { email, timezone: incoming.timezone });
+      const storedAt = state.current.clerkUpdatedAt?.getTime() ?? 0;
+      if (incoming.clerkUpdatedAt && incoming.clerkUpdatedAt.getTime() > storedAt)
+        state.current.clerkUpdatedAt = incoming.clerkUpdatedAt;
+    }
+    if (!state.hasPreferences) state.preferencesTimezone ??= incoming.timezone;
+    return outcome;
+  });
+  return { outcomes, users };
+}
+
+/** What one user's changes come to, written as the smallest set of rows. */
+function changedFields(state: UserState): Partial<StoredUser> {
+  const { stored, current } = state;
+  if (!stored || !current) return {};
+  const fields: Partial<StoredUser> = {};
+  if (current.email !== stored.email) fields.email = current.email;
+  if (current.timezone !== stored.timezone) fields.timezone = current.timezone;
+  if (current.clerkUpdatedAt?.getTime() !== stored.clerkUpdatedAt?.getTime())
+    fields.clerkUpdatedAt = current.clerkUpdatedAt;
+  return fields;
+}
+
+/** A lone webhook or a batch of them: every row through MikroORM's unit of work, flushed on commit. */
+async function writeThroughUnitOfWork(tx: EntityManager, users: Iterable<UserState>) {
+  for (const state of users) {
+    const { clerkUserId, storedId, current } = state;
+    if (state.tombstoneToWrite) tx.create(DeletedClerkUser, { clerkUserId });
+    if (storedId && !current) {
+      // user_preferences follows by the foreign key's on delete cascade.
+      tx.remove(tx.getReference(User, storedId));
+      continue;
+    }
+    if (!current) continue;
+    const user = storedId
+      ? Object.assign(tx.getReference(User, storedId), changedFields(state))
+      : tx.create(User, { clerkUserId, ...current });
+    if (state.preferencesTimezone !== undefined)
+      tx.create(UserPreferences, { user, ...defaultPreferences(state.preferencesTimezone) });
+  }
+}
+
+/**
+ * A page of users: new users and their preferences in one insert each, every changed user in
+ * one insert ... on conflict do update, tombstones in one insert and deletions in one delete.
+ * New users get their key here, so their preferences need no round trip for it.
+ */
+async function writeInBulk(tx: EntityManager, users: Iterable<UserState>) {
+  const created: Record<string, unknown>[] = [];
+  const updated: Record<string, unknown>[] = [];
+  const preferences: Record<string, unknown>[] = [];
+  const tombstones: { clerkUserId: string }[] = [];
+  const deleted: string[] = [];
+  const now = new Date();
+  for (const state of users) {
+    const { clerkUserId, storedId, current } = state;
+    if (state.tombstoneToWrite) tombstones.push({ clerkUserId });
+    if (storedId && !current) deleted.push(storedId);
+    if (!current) continue;
+    const id = storedId ?? randomUUID();
+    if (!storedId) created.push({ id, clerkUserId, ...current });
+    else if (Object.keys(changedFields(state)).length > 0)
+      updated.push({ id, clerkUserId, ...current, updatedAt: now });
+    if (state.preferencesTimezone !== undefined)
+      preferences.push({ user: id, ...defaultPreferences(state.preferencesTimezone) });
+  }
+  if (tombstones.length > 0) await tx.insertMany(DeletedClerkUser, tombstones);
+  if (deleted.length > 0) await tx.nativeDelete(User, { id: { $in: deleted } });
+  if (created.length > 0) await tx.insertMany(User, created as never);
+  if (updated.length > 0)
+    await tx
+      .createQueryBuilder(User)
+      .insert(updated as never)
+      .onConflict('id')
+      .merge(['email', 'timezone', 'clerkUpdatedAt', 'updatedAt'])
+      .execute();
+  if (preferences.length > 0) await tx.insertMany(UserPreferences, preferences as never);
 }
 
 /**
@@ -143,26 +234,3 @@ export async function findTombstones(
 
 /** A transaction of a few hundred users commits in well under a second. */
 export const TRANSACTION_TIMEOUT_MS = 15_000;
-
-/**
- * Transaction-scoped advisory locks on Clerk user ids, taken in one statement in a fixed
- * order. A user.deleted and a late user.created for the same user, or fifty copies of one
- * event, then never interleave between "read what is stored" and "write". The same statement
- * sets the transaction's own timeouts (set_config(..., true) lasts until the transaction ends,
- * which a transaction pooler allows, where a session-level SET is not).
- */
-async function lockClerkUsers(
-  em: EntityManager,
-  clerkUserIds: readonly string[],
-  timeoutMs: number,
-): Promise<void> {
-  if (clerkUserIds.length === 0) return;
-  const timeout = String(timeoutMs);
-  await em.execute(
-    `select pg_advisory_xact_lock(lock_key)
-       from (select distinct hashtextextended(id, 0) as lock_key from unnest(array[?]::text[]) as ids(id) order by lock_key) as keys
-      where set_config('statement_timeout', ?, true) is not null
-        and set_config('idle_in_transaction_session_timeout', ?, true) is not null`,
-    [clerkUserIds, timeout, timeout],
-  );
-}

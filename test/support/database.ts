@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger } from '../../src/logger.ts';
 import { initORM, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
@@ -73,4 +74,33 @@ export async function countRows(
  */
 export async function openPoolConnections(services: Services, count = 10): Promise<void> {
   await Promise.all(Array.from({ length: count }, () => sql(services, 'select pg_sleep(0.05)')));
+}
+
+/**
+ * Holds a Clerk user's advisory lock, as a worker or a command takes it, in a transaction of
+ * its own until released; `inside` runs in that transaction once the lock is held, and what it
+ * writes commits on release.
+ */
+export async function holdUserLock(
+  services: Services,
+  clerkUserId: string,
+  inside: (tx: EntityManager) => Promise<unknown> = async () => undefined,
+): Promise<{ release(): Promise<void> }> {
+  const { promise: held, resolve: release } = Promise.withResolvers<void>();
+  const { promise: locked, resolve: isLocked, reject: failed } = Promise.withResolvers<void>();
+  const transaction = services.em.fork().transactional(async (tx) => {
+    await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [clerkUserId]);
+    await inside(tx);
+    await tx.flush();
+    isLocked();
+    await held;
+  });
+  transaction.catch(failed);
+  await locked;
+  return {
+    release: async () => {
+      release();
+      await transaction;
+    },
+  };
 }
