@@ -87,7 +87,7 @@ export async function applyUserChanges(
     await (options.bulk ? writeInBulk : writeThroughUnitOfWork)(tx, users.values());
     return outcomes;
   };
-  return em.isInTransaction() ? run(em) : em.fork().transactional(run);
+  return em.isInTransaction() ? run(em) : em.transactional(run);
 }
 
 /** One Clerk id as read under its lock, and as the batch's changes leave it. */

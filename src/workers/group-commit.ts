@@ -104,7 +104,7 @@ export class GroupCommit {
 
   #apply(changes: UserChange[]): Promise<ChangeOutcome[]> {
     return withTimeout(
-      applyUserChanges(this.#options.em.fork(), changes, {
+      applyUserChanges(this.#options.em, changes, {
         timeoutMs: this.#options.commitTimeoutMs,
       }),
       this.#options.commitTimeoutMs,
