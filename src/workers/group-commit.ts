@@ -105,6 +105,7 @@ export class GroupCommit {
   #apply(changes: UserChange[]): Promise<ChangeOutcome[]> {
     return withTimeout(
       applyUserChanges(this.#options.em, changes, {
+        bulk: changes.length > 1,
         timeoutMs: this.#options.commitTimeoutMs,
       }),
       this.#options.commitTimeoutMs,
