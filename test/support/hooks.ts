@@ -1,0 +1,23 @@
+import { afterAll, beforeAll } from 'vitest';
+
+/**
+ * Something the tests of a file (or of the describe block it is called in) share: started
+ * before them, stopped after them. What this returns stands for it once started, so that it is
+ * read inside hooks and tests, and from the file's own beforeAll registered after this call.
+ */
+export function useStarted<T extends object>(
+  start: () => Promise<T>,
+  stop: (started: T) => Promise<unknown>,
+): T {
+  let started: T | undefined;
+  beforeAll(async () => {
+    started = await start();
+  });
+  afterAll(() => started && stop(started));
+  return new Proxy({} as T, {
+    get(_, key) {
+      if (!started) throw new Error('used before its beforeAll started it');
+      return Reflect.get(started, key);
+    },
+  });
+}
