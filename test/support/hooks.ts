@@ -1,4 +1,4 @@
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /**
  * Something the tests of a file (or of the describe block it is called in) share: started
@@ -20,4 +20,18 @@ export function useStarted<T extends object>(
       return Reflect.get(started, key);
     },
   });
+}
+
+/**
+ * Registers an afterEach that undoes, newest first, what the test asked it to; returns the
+ * function a test asks with.
+ */
+export function cleanUpAfterEach(): (cleanup: () => Promise<unknown>) => void {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return (cleanup) => {
+    cleanups.push(cleanup);
+  };
 }
