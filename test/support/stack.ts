@@ -298,6 +298,23 @@ export async function timeUntil(
   return performance.now() - startedAt;
 }
 
+/**
+ * Waits until `users` rows exist (the number of these Clerk users), then expects exactly these
+ * users stored: for services whose queue the test does not watch.
+ */
+export async function waitUntilStored(
+  db: Services,
+  clerkUserIds: Set<string>,
+  timeoutMs: number,
+): Promise<void> {
+  await waitFor(
+    async () => (await countRows(db, 'users')) === clerkUserIds.size,
+    timeoutMs,
+    `${clerkUserIds.size} users`,
+  );
+  await expectExactlyStored(db, clerkUserIds);
+}
+
 /** Starts timing a scenario; its report() adds how long the scenario took to its figures. */
 export function startScenario(name: string) {
   const startedAt = performance.now();
