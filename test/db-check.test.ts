@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { User, UserPreferences } from '../src/entities/index.ts';
 import { runNpmScript } from './support/cli.ts';
-import { countRows, sql, useTestDatabase } from './support/database.ts';
+import { countRows, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
 const CLI_TIMEOUT_MS = 60_000;
 const STEPS = [

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { runCommand } from './support/cli.ts';
-import { useTestDatabase } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { freePort, spawnChild, tail } from './support/processes.ts';
 import { inspectQueue, removeQueue, uniqueQueueName } from './support/queue.ts';
 import { TEST_SECRET } from './support/svix.ts';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { User, UserPreferences } from '../src/entities/index.ts';
-import { countRows, sql, useTestDatabase } from './support/database.ts';
+import { countRows, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
 const db = useTestDatabase();
 

@@ -6,7 +6,8 @@ import { applyUserChanges, type ChangeOutcome } from '../src/users/apply-user-ch
 import type { UserChange } from '../src/users/user-change.ts';
 import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { changeOf } from '../src/workers/webhook-worker.ts';
-import { countRows, openPoolConnections, sql, useTestDatabase } from './support/database.ts';
+import { countRows, openPoolConnections, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import {
   defaultPreferences,
   expectNewUserStored,

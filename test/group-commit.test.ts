@@ -3,7 +3,8 @@ import { clerkId } from '../src/clerk/sample-events.ts';
 import { TimeoutError } from '../src/errors.ts';
 import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';
 import { clerkUser, upsert } from './support/clerk-user.ts';
-import { countRows, useTestDatabase } from './support/database.ts';
+import { countRows } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
 
 const db = useTestDatabase();

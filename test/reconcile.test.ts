@@ -12,7 +12,7 @@ import { applyUserChanges } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
 import { runNpmScript } from './support/cli.ts';
 import { testConfig } from './support/config.ts';
-import { countRows, sql, useTestDatabase } from './support/database.ts';
+import { countRows, sql } from './support/database.ts';
 import {
   type FakeClerkApi,
   type FakeUser,
@@ -20,6 +20,7 @@ import {
   startFakeClerkApi,
   userJson,
 } from './support/fake-clerk-api.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
 const USER_COUNT = 1_234;
 /** Listed by Clerk, not stored here. */

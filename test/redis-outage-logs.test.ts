@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
-import { useTestDatabase } from './support/database.ts';
-import { cleanUpAfterEach } from './support/hooks.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
 import { uniqueQueueName } from './support/queue.ts';
 

@@ -5,7 +5,8 @@ import { MikroORM } from '@mikro-orm/postgresql';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_PATH, ormOptions, type Services } from '../src/orm.ts';
 import { PROJECT_ROOT, runCommand, runNpmScript } from './support/cli.ts';
-import { sql, type TestDatabase, useTestDatabase } from './support/database.ts';
+import { sql, type TestDatabase } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
 const CLI_TIMEOUT_MS = 120_000;
 

@@ -12,7 +12,8 @@ import { SignatureVerifier, type SvixHeaders } from '../src/webhooks/signature.t
 import { resolveSigningSecrets } from '../src/webhooks/signing-secrets.ts';
 import { PROJECT_ROOT, runNpmScript } from './support/cli.ts';
 import { testConfig } from './support/config.ts';
-import { countRows, useTestDatabase } from './support/database.ts';
+import { countRows } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
 import { REDIS_URL } from './support/queue.ts';
 import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';

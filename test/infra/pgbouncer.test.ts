@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
-import { countRows, createTestDatabase, useTestDatabase } from '../support/database.ts';
+import { countRows, createTestDatabase } from '../support/database.ts';
 import { type FakeClerkApi, generateUsers, startFakeClerkApi } from '../support/fake-clerk-api.ts';
+import { useTestDatabase } from '../support/hooks.ts';
 import { asNewMessage, newUsers, redelivery, shuffle, userCreated } from '../support/load.ts';
 import { freePort, killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';

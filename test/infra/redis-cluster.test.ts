@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_QUEUE_PREFIX } from '../../src/config.ts';
 import { runNpmScript } from '../support/cli.ts';
-import { useTestDatabase } from '../support/database.ts';
+import { useTestDatabase } from '../support/hooks.ts';
 import {
   type Delivery,
   isAcknowledged,

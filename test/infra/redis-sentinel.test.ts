@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
-import { sql, type TestDatabase, useTestDatabase } from '../support/database.ts';
+import { sql, type TestDatabase } from '../support/database.ts';
+import { useTestDatabase } from '../support/hooks.ts';
 import {
   isAcknowledged,
   maxMs,

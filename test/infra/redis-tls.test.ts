@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
-import { useTestDatabase } from '../support/database.ts';
+import { useTestDatabase } from '../support/hooks.ts';
 import { newUsers } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger } from '../../src/logger.ts';
 import { initORM, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
-import { useStarted } from './hooks.ts';
 
 export const SERVER_URL =
   process.env.TEST_DATABASE_SERVER_URL ?? 'postgresql://postgres@127.0.0.1:5432';
@@ -31,14 +30,6 @@ export async function createTestDatabase(
       await dropDatabase(name);
     },
   };
-}
-
-/** createTestDatabase() before the tests of the file (or describe block), dropped after them. */
-export function useTestDatabase(options: { migrate?: boolean } = {}): TestDatabase {
-  return useStarted(
-    () => createTestDatabase(options),
-    (db) => db.drop(),
-  );
 }
 
 export async function dropDatabase(name: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './database.ts';
 
 /**
  * Something the tests of a file (or of the describe block it is called in) share: started
@@ -20,6 +21,14 @@ export function useStarted<T extends object>(
       return Reflect.get(started, key);
     },
   });
+}
+
+/** createTestDatabase() before the tests of the file (or describe block), dropped after them. */
+export function useTestDatabase(options: { migrate?: boolean } = {}): TestDatabase {
+  return useStarted(
+    () => createTestDatabase(options),
+    (db) => db.drop(),
+  );
 }
 
 /**
