@@ -1,13 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import { TimeoutError } from '../src/errors.ts';
 import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';
 import { clerkUser, upsert } from './support/clerk-user.ts';
-import { countRows } from './support/database.ts';
-import { useTestDatabase } from './support/hooks.ts';
+import { countRows, createTestDatabase, type TestDatabase } from './support/database.ts';
 import { capturingLogger } from './support/logs.ts';
 
-const db = useTestDatabase();
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
 
 const upsertOf = (id: string) => upsert(clerkUser(id));
 

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clerkClientFrom } from '../src/clerk/api.ts';
 import { ClerkApiError } from '../src/errors.ts';
 import { runBackfill } from '../src/sync/backfill.ts';
@@ -12,7 +12,7 @@ import { applyUserChanges } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
 import { runNpmScript } from './support/cli.ts';
 import { testConfig } from './support/config.ts';
-import { countRows, sql } from './support/database.ts';
+import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
 import {
   type FakeClerkApi,
   type FakeUser,
@@ -20,7 +20,6 @@ import {
   startFakeClerkApi,
   userJson,
 } from './support/fake-clerk-api.ts';
-import { useTestDatabase } from './support/hooks.ts';
 
 const USER_COUNT = 1_234;
 /** Listed by Clerk, not stored here. */
@@ -39,10 +38,14 @@ const MALFORMED = 60;
 
 const EMAIL_PATTERN = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
 
-const db = useTestDatabase();
+let db: TestDatabase;
 let fake: FakeClerkApi | undefined;
 let users: FakeUser[];
 
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db?.drop());
 beforeEach(async () => {
   await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
   users = generateUsers(USER_COUNT);
