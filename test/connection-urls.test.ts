@@ -85,6 +85,8 @@ describe('DATABASE_URL as libpq reads it', () => {
 });
 
 describe('REDIS_URL forms', () => {
+  const node = (host: string, port: number) => ({ host, port });
+
   it('reads a single server, Sentinel and Cluster URLs, with TLS and a password', () => {
     expect(parseRedisUrl('rediss://:pw@cache.example.com:6380/2')).toEqual({
       mode: 'standalone',
@@ -93,11 +95,7 @@ describe('REDIS_URL forms', () => {
     });
     expect(parseRedisUrl('redis+sentinel://:p%40ss@s1:26379,s2,[::1]:26380/mymaster/3')).toEqual({
       mode: 'sentinel',
-      sentinels: [
-        { host: 's1', port: 26379 },
-        { host: 's2', port: 26379 },
-        { host: '::1', port: 26380 },
-      ],
+      sentinels: [node('s1', 26379), node('s2', 26379), node('::1', 26380)],
       masterName: 'mymaster',
       db: 3,
       username: undefined,
@@ -106,10 +104,7 @@ describe('REDIS_URL forms', () => {
     });
     expect(parseRedisUrl('rediss+cluster://default:pw@n1:7000,n2:7001')).toEqual({
       mode: 'cluster',
-      nodes: [
-        { host: 'n1', port: 7000 },
-        { host: 'n2', port: 7001 },
-      ],
+      nodes: [node('n1', 7000), node('n2', 7001)],
       username: 'default',
       password: 'pw',
       tls: true,

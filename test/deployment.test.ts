@@ -1,14 +1,13 @@
-import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { runCommand } from './support/cli.ts';
+import { useTestDatabase } from './support/hooks.ts';
+import { freePort, spawnChild, tail } from './support/processes.ts';
 import { inspectQueue, removeQueue, uniqueQueueName } from './support/queue.ts';
 import { TEST_SECRET } from './support/svix.ts';
 import { waitFor } from './support/wait.ts';
 
-const run = promisify(execFile);
 const dockerfile = readFileSync('Dockerfile', 'utf8');
 const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true });
 
@@ -19,11 +18,7 @@ function execForm(pattern: RegExp): string[] {
   return JSON.parse(match[1]);
 }
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 describe('Dockerfile', () => {
   it('builds in two stages, runs as a non-root user on Node 24 with production dependencies only', () => {
@@ -35,54 +30,41 @@ describe('Dockerfile', () => {
 
   it("starts with the image's command outside Docker, and its health check passes", async () => {
     const [command, ...args] = execForm(/^CMD (\[.*\])$/m);
+    const [healthCommand, ...healthArgs] = execForm(/HEALTHCHECK .*?CMD (\[.*\])/m);
     expect(command).toBe('node');
-    const port = 30_000 + Math.floor(Math.random() * 20_000);
+    expect(healthCommand).toBe('node');
+    const port = String(await freePort());
     const queueName = uniqueQueueName();
     const env = {
-      ...process.env,
       NODE_ENV: 'production',
       DATABASE_URL: db.url,
       CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
-      PORT: String(port),
-      HEALTH_PORT: String(port),
+      PORT: port,
+      HEALTH_PORT: port,
       QUEUE_NAME: queueName,
       LOG_LEVEL: 'warn',
     };
-    const child = spawn(process.execPath, args, { env, stdio: 'ignore' });
-    try {
-      const [healthCommand, ...healthArgs] = execForm(/HEALTHCHECK .*?CMD (\[.*\])/m);
-      expect(healthCommand).toBe('node');
-      const healthy = async () => {
-        try {
-          await run(process.execPath, healthArgs, { env });
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      await waitFor(healthy, 15_000, 'the image health check to pass');
-    } finally {
-      child.kill('SIGTERM');
-    }
-    const [code] = await new Promise<[number | null]>((resolve) =>
-      child.once('exit', (exitCode) => resolve([exitCode])),
-    );
+    const child = spawnChild('image command', process.execPath, args, {
+      env: { ...process.env, ...env },
+    });
+    await waitFor(
+      async () => (await runCommand(process.execPath, healthArgs, env)).code === 0,
+      15_000,
+      'the image health check to pass',
+    ).finally(() => child.stop('SIGTERM'));
     await removeQueue(inspectQueue(queueName));
-    expect(code).toBe(0);
+    expect((await child.exited).code, tail(child)).toBe(0);
   });
 
   it('refuses to start in production without a signing secret, in one line', async () => {
     const [, ...args] = execForm(/^CMD (\[.*\])$/m);
-    const result = await run(process.execPath, args, {
-      env: {
-        ...process.env,
-        NODE_ENV: 'production',
-        DATABASE_URL: db.url,
-        CLERK_WEBHOOK_SIGNING_SECRET: '',
-        PORT: '0',
-      },
-    }).catch((error: { code: number; stderr: string }) => error);
-    expect('code' in result && result.code).toBe(1);
+    const result = await runCommand(process.execPath, args, {
+      NODE_ENV: 'production',
+      DATABASE_URL: db.url,
+      CLERK_WEBHOOK_SIGNING_SECRET: '',
+      PORT: '0',
+    });
+    expect(result.code).toBe(1);
     expect(result.stderr.trim().split('\n')).toEqual([
       expect.stringContaining('CLERK_WEBHOOK_SIGNING_SECRET is required'),
     ]);

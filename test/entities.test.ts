@@ -1,12 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { User, UserPreferences } from '../src/entities/index.ts';
-import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import { countRows, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 describe('entities', () => {
   it('round-trips a user and its JSONB preferences, with database defaults', async () => {

@@ -1,25 +1,21 @@
 import { UnrecoverableError } from 'bullmq';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import type { ClerkEvent } from '../src/queue/queue.ts';
 import { applyUserChanges, type ChangeOutcome } from '../src/users/apply-user-changes.ts';
 import type { UserChange } from '../src/users/user-change.ts';
 import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { changeOf } from '../src/workers/webhook-worker.ts';
+import { countRows, openPoolConnections, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import {
-  countRows,
-  createTestDatabase,
-  openPoolConnections,
-  sql,
-  type TestDatabase,
-} from './support/database.ts';
+  defaultPreferences,
+  expectNewUserStored,
+  storedPreferences,
+  storedUser,
+} from './support/stored-users.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 /** Commits a change in a unit of work of its own, as the worker does with batches of one. */
 async function commit(change: UserChange): Promise<ChangeOutcome> {
@@ -70,37 +66,6 @@ function updated(id: string, user: UserFields) {
   return userEvent('user.updated', id, user);
 }
 
-interface UserRow {
-  id: string;
-  email: string;
-  timezone: string;
-}
-
-interface PreferencesRow {
-  theme: string;
-  communication_preferences: unknown;
-  custom_hours: unknown;
-  onboarding_completed: boolean;
-}
-
-async function userRow(clerkUserId: string): Promise<UserRow | undefined> {
-  const [row] = await sql<UserRow>(
-    db,
-    'select id, email, timezone from users where clerk_user_id = ?',
-    [clerkUserId],
-  );
-  return row;
-}
-
-async function preferencesRows(clerkUserId: string): Promise<PreferencesRow[]> {
-  return sql<PreferencesRow>(
-    db,
-    `select p.theme, p.communication_preferences, p.custom_hours, p.onboarding_completed
-       from user_preferences p join users u on u.id = p.user_id where u.clerk_user_id = ?`,
-    [clerkUserId],
-  );
-}
-
 async function tombstones(clerkUserId: string): Promise<number> {
   return countRows(db, 'deleted_clerk_users', 'clerk_user_id = ?', [clerkUserId]);
 }
@@ -113,18 +78,7 @@ describe('user.created', () => {
     );
 
     expect(outcome).toBe('created');
-    expect(await userRow(id)).toMatchObject({
-      email: 'created@example.com',
-      timezone: 'Europe/Paris',
-    });
-    expect(await preferencesRows(id)).toEqual([
-      {
-        theme: 'modern',
-        communication_preferences: { email: true, sms: false, in_app: true },
-        custom_hours: { start: '09:00', end: '17:00', timezone: 'Europe/Paris' },
-        onboarding_completed: false,
-      },
-    ]);
+    await expectNewUserStored(db, id, { email: 'created@example.com', timezone: 'Europe/Paris' });
   });
 
   it('is unchanged when delivered again', async () => {
@@ -133,7 +87,7 @@ describe('user.created', () => {
     expect(await apply(event)).toBe('created');
     expect(await apply(event)).toBe('unchanged');
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
-    expect(await preferencesRows(id)).toHaveLength(1);
+    expect(await storedPreferences(db, id)).toHaveLength(1);
   });
 
   it.each([
@@ -174,12 +128,15 @@ describe('user.updated', () => {
     );
 
     expect(outcome).toBe('updated');
-    expect(await userRow(id)).toMatchObject({ email: 'after@example.com', timezone: 'Asia/Tokyo' });
-    expect(await preferencesRows(id)).toEqual([
+    expect(await storedUser(db, id)).toMatchObject({
+      email: 'after@example.com',
+      timezone: 'Asia/Tokyo',
+    });
+    expect(await storedPreferences(db, id)).toEqual([
       {
+        ...defaultPreferences('Europe/Paris'),
         theme: 'medieval',
         communication_preferences: { email: false, sms: true, in_app: false },
-        custom_hours: { start: '09:00', end: '17:00', timezone: 'Europe/Paris' },
         onboarding_completed: true,
       },
     ]);
@@ -194,17 +151,7 @@ describe('user.updated', () => {
     ).toBe('created');
     expect(await apply(created(id, { email: 'older@example.com', at: 1_000 }))).toBe('stale');
 
-    expect(await userRow(id)).toMatchObject({
-      email: 'newer@example.com',
-      timezone: 'America/Chicago',
-    });
-    const preferences = await preferencesRows(id);
-    expect(preferences).toHaveLength(1);
-    expect(preferences[0]?.custom_hours).toEqual({
-      start: '09:00',
-      end: '17:00',
-      timezone: 'America/Chicago',
-    });
+    await expectNewUserStored(db, id, { email: 'newer@example.com', timezone: 'America/Chicago' });
   });
 
   it('never lets an older update overwrite a newer one', async () => {
@@ -217,7 +164,7 @@ describe('user.updated', () => {
     );
 
     expect(outcome).toBe('stale');
-    expect(await userRow(id)).toMatchObject({ email: 'v3@example.com', timezone: 'UTC' });
+    expect(await storedUser(db, id)).toMatchObject({ email: 'v3@example.com', timezone: 'UTC' });
   });
 });
 
@@ -225,11 +172,11 @@ describe('user.deleted', () => {
   it('removes the user and its preferences and leaves a tombstone', async () => {
     const id = clerkId('user');
     await apply(created(id, { email: 'gone@example.com' }));
-    const userId = (await userRow(id))?.id;
+    const userId = (await storedUser(db, id))?.id;
 
     expect(await apply(jobEvent(sampleDeletedEvent(id)))).toBe('deleted');
 
-    expect(await userRow(id)).toBeUndefined();
+    expect(await storedUser(db, id)).toBeUndefined();
     expect(await countRows(db, 'user_preferences', 'user_id = ?', [userId])).toBe(0);
     expect(await tombstones(id)).toBe(1);
     expect(await commit({ kind: 'delete', clerkUserId: id })).toBe('absent');
@@ -270,7 +217,7 @@ describe('concurrency', () => {
     expect(outcomes.filter((outcome) => outcome === 'created')).toHaveLength(1);
     expect(outcomes.filter((outcome) => outcome === 'unchanged')).toHaveLength(49);
     expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
-    expect(await preferencesRows(id)).toHaveLength(1);
+    expect(await storedPreferences(db, id)).toHaveLength(1);
   });
 
   it('leaves the user deleted whatever order a deletion and its copies of user.created run in', async () => {

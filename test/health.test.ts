@@ -1,8 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
 import { startInProcessReceiver } from './support/receiver.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
@@ -12,17 +12,8 @@ const HEALTH_TIME_BOUND_MS = 2_000;
 const CLOSED_PORT = 1;
 
 const log = createLogger({ level: 'silent' });
-const cleanups: (() => Promise<unknown>)[] = [];
-const cleanUpLater = (cleanup: () => Promise<unknown>) => cleanups.push(cleanup);
-
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase({ migrate: false });
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(() => db?.drop());
+const cleanUpLater = cleanUpAfterEach();
+const db = useTestDatabase({ migrate: false });
 
 function withPort(url: string, port: number): string {
   const changed = new URL(url);

@@ -2,15 +2,11 @@ import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
-import {
-  countRows,
-  createTestDatabase,
-  openPoolConnections,
-  sql,
-  type TestDatabase,
-} from './support/database.ts';
+import { countRows, openPoolConnections, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
 import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
+import { expectNewUserStored, storedPreferences, storedUser } from './support/stored-users.ts';
 import { deliver, newSvixId, TEST_SECRET } from './support/svix.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -19,20 +15,16 @@ interface Pipeline extends InProcessReceiver {
   worker?: WorkerProcess;
 }
 
-let db: TestDatabase;
+const db = useTestDatabase();
 let main: Pipeline;
 const logs = capturingLogger();
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   main = await startPipeline();
   main.worker = await startWorker(main.config, logs.log, { services: db });
 });
 
-afterAll(async () => {
-  await stopPipeline(main);
-  await db?.drop();
-});
+afterAll(() => stopPipeline(main));
 expectCleanLogsAfterEach(logs, [TEST_SECRET]);
 
 function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
@@ -42,6 +34,14 @@ function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline
 async function stopPipeline(pipeline: Pipeline | undefined): Promise<void> {
   await pipeline?.worker?.stop();
   await pipeline?.stop();
+}
+
+/** A user event of a test table, and the outcome the worker must report for it. */
+interface UserEventCase {
+  type: 'user.created' | 'user.updated';
+  updatedAt: number;
+  outcome: string;
+  timezone?: string;
 }
 
 function email(label: string): string {
@@ -73,24 +73,6 @@ async function processed(event: object, pipeline = main): Promise<unknown> {
   return (await pipeline.queue.getJob(svixId))?.returnvalue?.outcome;
 }
 
-async function userRow(clerkUserId: string) {
-  const [row] = await sql<{ email: string; timezone: string }>(
-    db,
-    'select email, timezone from users where clerk_user_id = ?',
-    [clerkUserId],
-  );
-  return row;
-}
-
-async function preferencesCount(clerkUserId: string): Promise<number> {
-  return countRows(
-    db,
-    'user_preferences',
-    'user_id in (select id from users where clerk_user_id = ?)',
-    [clerkUserId],
-  );
-}
-
 describe('through HTTP, Redis and the worker', () => {
   it('creates a user with default preferences', async () => {
     const id = clerkId('user');
@@ -101,46 +83,7 @@ describe('through HTTP, Redis and the worker', () => {
     );
 
     expect(outcome).toBe('created');
-    expect(await userRow(id)).toEqual({ email: address, timezone: 'Europe/Paris' });
-    const [preferences] = await sql(
-      db,
-      `select theme, custom_hours, communication_preferences, onboarding_completed
-         from user_preferences where user_id = (select id from users where clerk_user_id = ?)`,
-      [id],
-    );
-    expect(preferences).toEqual({
-      theme: 'modern',
-      custom_hours: { start: '09:00', end: '17:00', timezone: 'Europe/Paris' },
-      communication_preferences: { email: true, sms: false, in_app: true },
-      onboarding_completed: false,
-    });
-  });
-
-  it('updates the email and timezone, and ignores an older update that arrives late', async () => {
-    const id = clerkId('user');
-    const newest = email('newest');
-    await processed(
-      sampleUserEvent('user.created', { id, email: email('first'), updatedAt: 1_000 }),
-    );
-
-    expect(
-      await processed(
-        sampleUserEvent('user.updated', {
-          id,
-          email: newest,
-          timezone: 'Asia/Tokyo',
-          updatedAt: 3_000,
-        }),
-      ),
-    ).toBe('updated');
-    expect(
-      await processed(
-        sampleUserEvent('user.updated', { id, email: email('older'), updatedAt: 2_000 }),
-      ),
-    ).toBe('stale');
-
-    expect(await userRow(id)).toEqual({ email: newest, timezone: 'Asia/Tokyo' });
-    expect(await preferencesCount(id)).toBe(1);
+    await expectNewUserStored(db, id, { email: address, timezone: 'Europe/Paris' });
   });
 
   it('deletes the user, and a late user.created does not bring it back', async () => {
@@ -150,7 +93,7 @@ describe('through HTTP, Redis and the worker', () => {
     );
 
     expect(await processed(sampleDeletedEvent(id))).toBe('deleted');
-    expect(await userRow(id)).toBeUndefined();
+    expect(await storedUser(db, id)).toBeUndefined();
     expect(await countRows(db, 'deleted_clerk_users', 'clerk_user_id = ?', [id])).toBe(1);
 
     expect(
@@ -162,28 +105,35 @@ describe('through HTTP, Redis and the worker', () => {
     expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
   });
 
-  it('creates the user from a user.updated that overtakes its user.created', async () => {
+  // Whatever the order the events come in, the newest one is what is stored.
+  it.each<{ does: string; events: UserEventCase[] }>([
+    {
+      does: 'updates the email and timezone, and ignores an older update that arrives late',
+      events: [
+        { type: 'user.created', updatedAt: 1_000, outcome: 'created' },
+        { type: 'user.updated', updatedAt: 3_000, outcome: 'updated', timezone: 'Asia/Tokyo' },
+        { type: 'user.updated', updatedAt: 2_000, outcome: 'stale' },
+      ],
+    },
+    {
+      does: 'creates the user from a user.updated that overtakes its user.created',
+      events: [
+        { type: 'user.updated', updatedAt: 2_000, outcome: 'created', timezone: 'America/Chicago' },
+        { type: 'user.created', updatedAt: 1_000, outcome: 'stale' },
+      ],
+    },
+  ])('$does', async ({ events }) => {
     const id = clerkId('user');
-    const updated = email('updated-first');
-
-    expect(
-      await processed(
-        sampleUserEvent('user.updated', {
-          id,
-          email: updated,
-          timezone: 'America/Chicago',
-          updatedAt: 2_000,
-        }),
-      ),
-    ).toBe('created');
-    expect(
-      await processed(
-        sampleUserEvent('user.created', { id, email: email('created-late'), updatedAt: 1_000 }),
-      ),
-    ).toBe('stale');
-
-    expect(await userRow(id)).toEqual({ email: updated, timezone: 'America/Chicago' });
-    expect(await preferencesCount(id)).toBe(1);
+    const sent = events.map((event) => ({ ...event, email: email(`at-${event.updatedAt}`) }));
+    for (const { type, outcome, ...fields } of sent) {
+      expect(await processed(sampleUserEvent(type, { id, ...fields }))).toBe(outcome);
+    }
+    const newest = sent.reduce((last, event) => (event.updatedAt > last.updatedAt ? event : last));
+    expect(await storedUser(db, id)).toMatchObject({
+      email: newest.email,
+      timezone: newest.timezone,
+    });
+    expect(await storedPreferences(db, id)).toHaveLength(1);
   });
 
   it('completes a user with no verified email address as skipped, counts and logs it without personal data, and creates it when an address is verified', async () => {
@@ -243,8 +193,8 @@ describe('through HTTP, Redis and the worker', () => {
         sampleUserEvent('user.updated', { id, email: verified, updatedAt: Date.now() + 1_000 }),
       ),
     ).toBe('created');
-    expect(await userRow(id)).toMatchObject({ email: verified });
-    expect(await preferencesCount(id)).toBe(1);
+    expect(await storedUser(db, id)).toMatchObject({ email: verified });
+    expect(await storedPreferences(db, id)).toHaveLength(1);
   });
 
   it('stores one user from fifty copies of an event delivered at once, failing no job', async () => {
@@ -273,7 +223,7 @@ describe('through HTTP, Redis and the worker', () => {
       expect(jobs.map((job) => job.attemptsMade)).toEqual(jobs.map(() => 1));
       expect(await pipeline.queue.getJobCountByTypes('failed')).toBe(0);
       expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
-      expect(await preferencesCount(id)).toBe(1);
+      expect(await storedPreferences(db, id)).toHaveLength(1);
     } finally {
       await stopPipeline(pipeline);
     }
@@ -309,8 +259,8 @@ describe('a job that failed for good', () => {
       expect(await redelivery.json()).toMatchObject({ status: 'requeued' });
       expect(await settled(svixId, pipeline)).toBe('completed');
       expect((await pipeline.queue.getJob(svixId))?.returnvalue).toEqual({ outcome: 'created' });
-      expect(await userRow(id)).toMatchObject({ email: address });
-      expect(await preferencesCount(id)).toBe(1);
+      expect(await storedUser(db, id)).toMatchObject({ email: address });
+      expect(await storedPreferences(db, id)).toHaveLength(1);
     } finally {
       await stopPipeline(pipeline);
     }

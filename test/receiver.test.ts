@@ -1,11 +1,11 @@
 import { type Queue, UnrecoverableError, Worker } from 'bullmq';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import type { Logger } from '../src/logger.ts';
 import type { ClerkEvent } from '../src/queue/queue.ts';
 import { MAX_BODY_BYTES } from '../src/webhooks/clerk-webhook.ts';
 import { toJobEvent } from '../src/webhooks/job-event.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { rawRequest } from './support/http.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
 import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
@@ -15,17 +15,9 @@ import { waitFor } from './support/wait.ts';
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 const SIX_MINUTES_MS = 6 * 60 * 1000;
 
-let db: TestDatabase;
+const db = useTestDatabase();
 const logs = capturingLogger();
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-afterAll(() => db?.drop());
+const cleanUpLater = cleanUpAfterEach();
 expectCleanLogsAfterEach(logs, [TEST_SECRET]);
 
 /** A receiver on its own queue, stopped and its queue removed after the test. */
@@ -37,7 +29,7 @@ async function startTestReceiver(
     { DATABASE_URL: db.url, ...overrides },
     { log: logs.log, ...options },
   );
-  cleanups.push(() => receiver.stop());
+  cleanUpLater(() => receiver.stop());
   return receiver;
 }
 

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
-import { createTestDatabase, type TestDatabase } from './support/database.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
 import { uniqueQueueName } from './support/queue.ts';
 
@@ -12,15 +12,8 @@ const UNREACHABLE_REDIS = 'redis://127.0.0.1:1';
 /** Long enough for several reconnect attempts (after 0.2, 0.6, 1.2 and 2 s). */
 const OUTAGE_MS = 3_000;
 
-let db: TestDatabase;
-const stops: (() => Promise<void>)[] = [];
-beforeAll(async () => {
-  db = await createTestDatabase({ migrate: false });
-});
-afterEach(async () => {
-  for (const stop of stops.splice(0)) await stop();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase({ migrate: false });
+const cleanUpLater = cleanUpAfterEach();
 
 /** Warnings and errors about the refused connection. */
 function outageLines(records: Record<string, unknown>[]) {
@@ -43,7 +36,7 @@ describe('a Redis outage in the logs', () => {
   ])('is one warning from the $process, not one per reconnect attempt', async (scenario) => {
     const { log, records } = capturingLogger();
     const started = await scenario.start(config(), log);
-    stops.push(() => started.stop());
+    cleanUpLater(() => started.stop());
     await sleep(OUTAGE_MS);
 
     expect(outageLines(records())).toEqual([

@@ -2,10 +2,11 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_PATH, ormOptions, type Services } from '../src/orm.ts';
-import { PROJECT_ROOT, runCommand } from './support/cli.ts';
-import { createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import { PROJECT_ROOT, runCommand, runNpmScript } from './support/cli.ts';
+import { sql, type TestDatabase } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
 const CLI_TIMEOUT_MS = 120_000;
 
@@ -150,15 +151,9 @@ async function migrationNames(): Promise<string[]> {
 }
 
 const npmRun = (script: string, db: TestDatabase, ...args: string[]) =>
-  runCommand('npm', ['run', '-s', script, ...(args.length ? ['--', ...args] : [])], {
-    DATABASE_URL: db.url,
-  });
+  runNpmScript(script, args, { DATABASE_URL: db.url });
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 describe('the migrated schema', () => {
   it.each(Object.entries(SPEC_COLUMNS))(
@@ -255,122 +250,81 @@ function expectEmptyMigration(code: string, fileName: string): void {
   }
 }
 
-describe('the migration commands', () => {
-  let cliDb: TestDatabase;
-  beforeAll(async () => {
-    cliDb = await createTestDatabase({ migrate: false });
+describe('the migration commands', { timeout: CLI_TIMEOUT_MS }, () => {
+  const cliDb = useTestDatabase({ migrate: false });
+
+  it('npm run migration:up builds the same schema as the application migrator', async () => {
+    const result = await npmRun('migration:up', cliDb);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain('Successfully migrated up');
+    expect(await schemaFingerprint(cliDb)).toEqual(await schemaFingerprint(db));
   });
-  afterAll(() => cliDb?.drop());
 
-  it(
-    'npm run migration:up builds the same schema as the application migrator',
-    async () => {
-      const result = await npmRun('migration:up', cliDb);
-      expect(result.code, result.output).toBe(0);
-      expect(result.output).toContain('Successfully migrated up');
-      expect(await schemaFingerprint(cliDb)).toEqual(await schemaFingerprint(db));
-    },
-    CLI_TIMEOUT_MS,
-  );
+  it('npm run migration:list lists every migration as executed', async () => {
+    const result = await npmRun('migration:list', cliDb);
+    expect(result.code, result.output).toBe(0);
+    for (const name of await migrationNames()) expect(result.output).toContain(name);
+  });
 
-  it(
-    'npm run migration:list lists every migration as executed',
-    async () => {
-      const result = await npmRun('migration:list', cliDb);
-      expect(result.code, result.output).toBe(0);
-      for (const name of await migrationNames()) expect(result.output).toContain(name);
-    },
-    CLI_TIMEOUT_MS,
-  );
+  it('npm run migration:check finds no drift between entities and migrations', async () => {
+    const result = await npmRun('migration:check', cliDb);
+    expect(result.code, result.output).toBe(0);
+    expect(result.output).toContain('No changes required');
+  });
 
-  it(
-    'npm run migration:check finds no drift between entities and migrations',
-    async () => {
-      const result = await npmRun('migration:check', cliDb);
-      expect(result.code, result.output).toBe(0);
-      expect(result.output).toContain('No changes required');
-    },
-    CLI_TIMEOUT_MS,
-  );
-
-  it(
-    'npm run migration:down reverts the newest migration, and migration:up restores the schema',
-    async () => {
+  it.each([
+    ['npm run', (command: string) => npmRun(`migration:${command}`, cliDb)],
+    [
+      'npx mikro-orm (no npm script)',
+      (command: string) =>
+        runCommand('npx', ['mikro-orm', `migration:${command}`], { DATABASE_URL: cliDb.url }),
+    ],
+  ])(
+    '%s migration:down reverts the newest migration, and migration:up restores the schema',
+    async (_, migration) => {
       const before = await schemaFingerprint(cliDb);
       const names = await migrationNames();
 
-      const down = await npmRun('migration:down', cliDb);
+      const down = await migration('down');
       expect(down.code, down.output).toBe(0);
       const executed = await sql<{ name: string }>(
         cliDb,
         'select name from mikro_orm_migrations order by name',
       );
       expect(executed.map((row) => row.name)).toEqual(names.slice(0, -1));
-
-      const list = await npmRun('migration:list', cliDb);
+      expect(await schemaFingerprint(cliDb)).not.toEqual(before);
+      const list = await migration('list');
       expect(list.code, list.output).toBe(0);
       expect(list.output).not.toContain(names.at(-1));
 
-      const up = await npmRun('migration:up', cliDb);
+      const up = await migration('up');
       expect(up.code, up.output).toBe(0);
       expect(await schemaFingerprint(cliDb)).toEqual(before);
     },
-    CLI_TIMEOUT_MS,
   );
 
-  it(
-    'npx mikro-orm migration:down and migration:up work without the npm scripts',
-    async () => {
-      const before = await schemaFingerprint(cliDb);
-      const down = await runCommand('npx', ['mikro-orm', 'migration:down'], {
-        DATABASE_URL: cliDb.url,
-      });
-      expect(down.code, down.output).toBe(0);
-      expect(await schemaFingerprint(cliDb)).not.toEqual(before);
-
-      const up = await runCommand('npx', ['mikro-orm', 'migration:up'], {
-        DATABASE_URL: cliDb.url,
-      });
-      expect(up.code, up.output).toBe(0);
-      expect(await schemaFingerprint(cliDb)).toEqual(before);
-    },
-    CLI_TIMEOUT_MS,
-  );
-
-  it(
-    'npm run migration:create writes a new, empty migration where it is told to',
-    async () => {
-      const folder = await mkdtemp(join(tmpdir(), 'clerk-sync-migrations-'));
-      try {
-        const result = await npmRun('migration:create', cliDb, '--path', folder);
-        expect(result.code, result.output).toBe(0);
-        const files = await readdir(folder);
-        expect(files).toHaveLength(1);
-        const [fileName = ''] = files;
-        expectEmptyMigration(await readFile(join(folder, fileName), 'utf8'), fileName);
-      } finally {
-        await rm(folder, { recursive: true, force: true });
-      }
-    },
-    CLI_TIMEOUT_MS,
-  );
+  it('npm run migration:create writes a new, empty migration where it is told to', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'clerk-sync-migrations-'));
+    try {
+      const result = await npmRun('migration:create', cliDb, '--path', folder);
+      expect(result.code, result.output).toBe(0);
+      const files = await readdir(folder);
+      expect(files).toHaveLength(1);
+      const [fileName = ''] = files;
+      expectEmptyMigration(await readFile(join(folder, fileName), 'utf8'), fileName);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
 });
 
-describe('npm run migration:check on a database that drifted', () => {
-  let driftedDb: TestDatabase;
-  beforeAll(async () => {
-    driftedDb = await createTestDatabase();
-    await sql(driftedDb, 'alter table users drop column email');
-  });
-  afterAll(() => driftedDb?.drop());
+describe('npm run migration:check on a database that drifted', { timeout: CLI_TIMEOUT_MS }, () => {
+  const driftedDb = useTestDatabase();
+  beforeAll(() => sql(driftedDb, 'alter table users drop column email'));
 
-  it(
-    'exits non-zero and says the schema needs changes',
-    async () => {
-      const result = await npmRun('migration:check', driftedDb);
-      expect(result.code, result.output).not.toBe(0);
-      expect(result.output).toContain('Changes detected');
-    },
-    CLI_TIMEOUT_MS,
-  );
+  it('exits non-zero and says the schema needs changes', async () => {
+    const result = await npmRun('migration:check', driftedDb);
+    expect(result.code, result.output).not.toBe(0);
+    expect(result.output).toContain('Changes detected');
+  });
 });

@@ -2,74 +2,58 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import { ConfigError } from '../src/errors.ts';
-import type { WebhookJobData } from '../src/queue/queue.ts';
-import { type Receiver, startReceiver } from '../src/services/receiver.ts';
+import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
 import { SignatureVerifier, type SvixHeaders } from '../src/webhooks/signature.ts';
 import { resolveSigningSecrets } from '../src/webhooks/signing-secrets.ts';
+import { PROJECT_ROOT, runNpmScript } from './support/cli.ts';
 import { testConfig } from './support/config.ts';
-import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import { countRows } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
-import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
+import { REDIS_URL } from './support/queue.ts';
+import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
+import { storedUser } from './support/stored-users.ts';
 import { signedHeaders, TEST_SECRET } from './support/svix.ts';
 import { waitFor } from './support/wait.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
 
-let db: TestDatabase;
-let receiver: Receiver;
+const db = useTestDatabase();
+let receiver: InProcessReceiver;
 let worker: WorkerProcess;
-let queue: Queue<WebhookJobData>;
 let endpoint: string;
 let tmp: string;
 const { log } = capturingLogger('silent');
 
 beforeAll(async () => {
-  db = await createTestDatabase();
   tmp = await mkdtemp(join(tmpdir(), 'clerk-sync-webhook-send-'));
-  const config = testConfig({ DATABASE_URL: db.url, REDIS_URL, QUEUE_NAME: uniqueQueueName() });
-  queue = inspectQueue(config.queueName);
-  receiver = await startReceiver(config, log);
-  worker = await startWorker(config, log, { services: db });
-  endpoint = `http://127.0.0.1:${receiver.port}/webhooks/clerk`;
-  await waitFor(
-    async () => (await fetch(`http://127.0.0.1:${receiver.port}/api/v1/health`)).ok,
-    5_000,
-    'receiver health',
-  );
+  receiver = await startInProcessReceiver({ DATABASE_URL: db.url }, { log });
+  worker = await startWorker(receiver.config, log, { services: db });
+  endpoint = `${receiver.url}/webhooks/clerk`;
 });
 
 afterAll(async () => {
   await worker?.stop();
   await receiver?.stop();
-  if (queue) await removeQueue(queue);
-  await db?.drop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-/** Runs `npm run -s webhook:send -- …`, which must exit 0; returns what it printed. */
-async function webhookSend(args: string[], env: Record<string, string | undefined> = {}) {
-  const { stdout } = await run('npm', ['run', '-s', 'webhook:send', '--', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'test', CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET, ...env },
+/** `npm run -s webhook:send -- …` with the test's signing secret unless `env` sets another. */
+function webhookSend(args: string[], env: Record<string, string | undefined> = {}) {
+  return runNpmScript('webhook:send', args, {
+    NODE_ENV: 'test',
+    CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
+    ...env,
   });
-  return stdout;
 }
 
 async function emailOf(clerkUserId: string): Promise<string | undefined> {
-  const [row] = await sql<{ email: string }>(
-    db,
-    'select email from users where clerk_user_id = ?',
-    [clerkUserId],
-  );
-  return row?.email;
+  return (await storedUser(db, clerkUserId))?.email;
 }
 
 describe('npm run webhook:send', () => {
@@ -87,23 +71,22 @@ describe('npm run webhook:send', () => {
       endpoint,
     ]);
 
-    expect(printed).toMatch(/user\.created for user_\S+ \(svix-id msg_\S+\) → 202/);
+    expect(printed.code, printed.output).toBe(0);
+    expect(printed.stdout).toMatch(/user\.created for user_\S+ \(svix-id msg_\S+\) → 202/);
     expect(await waitFor(() => emailOf(id), 10_000, 'the user row')).toBe(email);
     expect(await countRows(db, 'user_preferences')).toBe(await countRows(db, 'users'));
 
-    await webhookSend(['user.deleted', '--id', id, '--url', endpoint]);
+    const deleted = await webhookSend(['user.deleted', '--id', id, '--url', endpoint]);
+    expect(deleted.code, deleted.output).toBe(0);
     await waitFor(async () => (await emailOf(id)) === undefined, 10_000, 'the user to go');
   });
 
   it('exits non-zero when the receiver rejects its signature', async () => {
     const other = `whsec_${Buffer.from('not the receiver secret').toString('base64')}`;
-    const attempt = webhookSend(['user.created', '--url', endpoint], {
+    const attempt = await webhookSend(['user.created', '--url', endpoint], {
       CLERK_WEBHOOK_SIGNING_SECRET: other,
     });
-    await expect(attempt).rejects.toMatchObject({
-      code: 1,
-      stdout: expect.stringMatching(/→ 401/),
-    });
+    expect(attempt).toMatchObject({ code: 1, stdout: expect.stringMatching(/→ 401/) });
   });
 
   it('signs with the development secret file of the directory it runs in', async () => {
@@ -116,7 +99,7 @@ describe('npm run webhook:send', () => {
       testConfig({
         DATABASE_URL: db.url,
         REDIS_URL,
-        QUEUE_NAME: queue.name,
+        QUEUE_NAME: receiver.config.queueName,
         CLERK_WEBHOOK_SIGNING_SECRET: secret,
       }),
       log,
@@ -134,7 +117,7 @@ describe('npm run webhook:send', () => {
       const { stdout } = await run(
         process.execPath,
         [
-          join(ROOT, 'src/bin/webhook-send.ts'),
+          join(PROJECT_ROOT, 'src/bin/webhook-send.ts'),
           'user.created',
           '--id',
           id,

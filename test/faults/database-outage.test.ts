@@ -2,12 +2,7 @@ import { expect, it } from 'vitest';
 import { JOB_ATTEMPTS } from '../../src/queue/retry-policy.ts';
 import { newUsers, type Outcome, sendAll, tally } from '../support/load.ts';
 import { health, metricTotal } from '../support/services.ts';
-import {
-  expectExactlyStored,
-  report,
-  useRunningStack,
-  waitUntilDrained,
-} from '../support/stack.ts';
+import { expectExactlyStored, startScenario, useRunningStack } from '../support/stack.ts';
 
 /** An outage long enough to outlast several retries with backoff (30 s or more). */
 const OUTAGE_MS = 31_000;
@@ -19,14 +14,13 @@ const DELIVERIES_PER_INTERVAL = 20;
  */
 const RECOVERY_LIMIT_MS = OUTAGE_MS + 30_000;
 
-const running = useRunningStack({ WORKER_LOCK_DURATION_MS: '2000' });
-const { stack, users } = running;
+const { stack, receiver, worker, users, storeNewUsers } = useRunningStack({
+  WORKER_LOCK_DURATION_MS: '2000',
+});
 
 it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker process survives it', async () => {
-  const startedAt = performance.now();
-  const before = await sendAll(running.receiver.url, newUsers(300, users));
-  expect(tally(before)).toEqual({ 202: 300 });
-  await waitUntilDrained(stack, users.size, 30_000);
+  const scenario = startScenario('4 postgres outage');
+  await storeNewUsers(300, 30_000);
 
   // The worker's database goes away: open connections (idle ones in its pool among them) are
   // cut, new ones are reset.
@@ -39,10 +33,8 @@ it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker 
   const rounds = Math.ceil(OUTAGE_MS / DELIVERY_INTERVAL_MS);
   for (let round = 0; round < rounds; round++) {
     const roundStartedAt = performance.now();
-    duringOutage.push(
-      ...(await sendAll(running.receiver.url, newUsers(DELIVERIES_PER_INTERVAL, users))),
-    );
-    if (round === Math.floor(rounds / 2)) workerHealthDuringOutage = await health(running.worker);
+    duringOutage.push(...(await sendAll(receiver.url, newUsers(DELIVERIES_PER_INTERVAL, users))));
+    if (round === Math.floor(rounds / 2)) workerHealthDuringOutage = await health(worker);
     if (performance.now() - outageStartedAt >= OUTAGE_MS) break;
     const rest = DELIVERY_INTERVAL_MS - (performance.now() - roundStartedAt);
     if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
@@ -50,12 +42,12 @@ it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker 
   const remaining = OUTAGE_MS - (performance.now() - outageStartedAt);
   if (remaining > 0) await new Promise((resolve) => setTimeout(resolve, remaining));
   const countsAtEnd = await stack.jobCounts();
-  const retriedDuringOutage = await metricTotal(running.worker, 'clerk_sync_jobs_retried_total');
+  const retriedDuringOutage = await metricTotal(worker, 'clerk_sync_jobs_retried_total');
   stack.proxy.accept();
   const outageMs = performance.now() - outageStartedAt;
 
   expect(tally(duringOutage)).toEqual({ 202: duringOutage.length });
-  expect(running.worker.isRunning()).toBe(true);
+  expect(worker.isRunning()).toBe(true);
   expect(workerHealthDuringOutage).toMatchObject({
     status: 503,
     body: { database: 'disconnected', redis: 'connected' },
@@ -65,22 +57,20 @@ it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker 
   expect(countsAtEnd.failed).toBe(0);
   expect(countsAtEnd.delayed + countsAtEnd.waiting + countsAtEnd.active).toBeGreaterThan(0);
 
-  const after = await sendAll(running.receiver.url, newUsers(100, users));
-  expect(tally(after)).toEqual({ 202: 100 });
-  const recoveryMs = await waitUntilDrained(stack, users.size, RECOVERY_LIMIT_MS);
+  const recoveryMs = await storeNewUsers(100, RECOVERY_LIMIT_MS);
 
   const counts = await stack.jobCounts();
   expect(counts).toMatchObject({ failed: 0, delayed: 0, waiting: 0, active: 0 });
   expect(counts.completed).toBe(users.size);
   await expectExactlyStored(stack.db, users);
-  expect(running.worker.isRunning()).toBe(true);
-  expect((await health(running.worker)).status).toBe(200);
-  expect(await metricTotal(running.worker, 'clerk_sync_jobs_failed_total')).toBe(0);
+  expect(worker.isRunning()).toBe(true);
+  expect((await health(worker)).status).toBe(200);
+  expect(await metricTotal(worker, 'clerk_sync_jobs_failed_total')).toBe(0);
   const maxAttempts = await stack.maxAttemptsMade();
   expect(maxAttempts).toBeLessThan(JOB_ATTEMPTS);
-  expect(running.worker.output.join('\n')).not.toMatch(/uncaught|unhandled|"level":60/i);
+  expect(worker.output.join('\n')).not.toMatch(/uncaught|unhandled|"level":60/i);
 
-  report('4 postgres outage', {
+  scenario.report({
     outageMs: Math.round(outageMs),
     acknowledgedDuringOutage: duringOutage.length,
     jobsAtEndOfOutage: countsAtEnd,
@@ -92,8 +82,7 @@ it('keeps every job through a PostgreSQL outage of 30 s or more, and the worker 
     restoreToDrainedMs: Math.round(recoveryMs),
     failed: counts.failed,
     stored: users.size,
-    workerPid: running.worker.pid,
-    workerSurvived: running.worker.isRunning(),
-    scenarioMs: Math.round(performance.now() - startedAt),
+    workerPid: worker.pid,
+    workerSurvived: worker.isRunning(),
   });
 });

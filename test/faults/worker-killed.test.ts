@@ -1,37 +1,20 @@
 import { expect, it } from 'vitest';
-import { createdDeliveries, newClerkUserIds, sendAll, tally } from '../support/load.ts';
 import { metricTotal } from '../support/services.ts';
-import {
-  expectExactlyStored,
-  report,
-  timeUntil,
-  useFaultStack,
-  waitUntilDrained,
-} from '../support/stack.ts';
+import { expectExactlyStored, startScenario, useReceiverStack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BACKLOG = 1_200;
 const LOCK_DURATION_MS = 2_000;
 
-const stack = useFaultStack();
+const { stack, users, sendNewUsers } = useReceiverStack();
 
 it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, which stores every user once', async () => {
-  const startedAt = performance.now();
-  const receiver = await stack.startReceiver();
-  const users = newClerkUserIds(BACKLOG);
-  const outcomes = await sendAll(receiver.url, createdDeliveries(users));
-  expect(tally(outcomes)).toEqual({ 202: BACKLOG });
+  const scenario = startScenario('1 worker SIGKILL');
+  await sendNewUsers(BACKLOG);
 
   const env = { WORKER_CONCURRENCY: '16', WORKER_LOCK_DURATION_MS: String(LOCK_DURATION_MS) };
   const doomed = await stack.startWorker(env);
-  await waitFor(
-    async () => {
-      const counts = await stack.jobCounts();
-      return counts.completed >= 200 && counts.active > 0;
-    },
-    30_000,
-    'the first worker to be busy',
-  );
+  await stack.waitUntilBusy(200);
   expect((await doomed.stop('SIGKILL')).signal).toBe('SIGKILL');
   const killedAt = performance.now();
   const atKill = await stack.jobCounts();
@@ -40,7 +23,7 @@ it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, wh
   expect(atKill.completed).toBeLessThan(BACKLOG);
 
   const rescuer = await stack.startWorker(env);
-  await timeUntil(
+  await waitFor(
     async () => {
       const completed = await stack.jobIds(['completed']);
       return [...orphans].every((id) => completed.has(id));
@@ -49,7 +32,7 @@ it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, wh
     'the orphaned jobs to complete',
   );
   const orphansRecoveredMs = performance.now() - killedAt;
-  await waitUntilDrained(stack, BACKLOG, 60_000);
+  await stack.waitUntilDrained(BACKLOG, 60_000);
   const allStoredMs = performance.now() - killedAt;
 
   expect(await stack.jobCounts()).toMatchObject({
@@ -63,7 +46,7 @@ it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, wh
     BACKLOG - atKill.completed,
   );
   await expectExactlyStored(stack.db, users);
-  report('1 worker SIGKILL', {
+  scenario.report({
     acknowledged: BACKLOG,
     completedBeforeKill: atKill.completed,
     orphanedActive: orphans.size,
@@ -71,6 +54,5 @@ it('a worker killed with SIGKILL mid-backlog leaves its jobs to a new worker, wh
     killToOrphansCompletedMs: Math.round(orphansRecoveredMs),
     killToAllStoredMs: Math.round(allStoredMs),
     stored: BACKLOG,
-    scenarioMs: Math.round(performance.now() - startedAt),
   });
 });

@@ -1,8 +1,6 @@
-import { beforeAll, expect, it } from 'vitest';
-import { createdDeliveries, newClerkUserIds, sendAll, tally } from '../support/load.ts';
+import { expect, it } from 'vitest';
 import { metricTotal, type ServiceProcess } from '../support/services.ts';
-import { expectExactlyStored, report, useFaultStack, waitUntilDrained } from '../support/stack.ts';
-import { waitFor } from '../support/wait.ts';
+import { expectExactlyStored, startScenario, useReceiverStack } from '../support/stack.ts';
 
 const BACKLOG = 1_500;
 const BACKLOG_WHEN_REDIS_DIES = 600;
@@ -18,41 +16,28 @@ const GRACE_PERIOD_MS = 10_000;
  */
 const WORKER_ENV = { WORKER_LOCK_DURATION_MS: '2000' };
 
-const stack = useFaultStack();
-let receiver: ServiceProcess;
-const stored = new Set<string>();
-beforeAll(async () => {
-  receiver = await stack.startReceiver();
-});
+const { stack, users, sendNewUsers } = useReceiverStack();
 
-async function busy(atLeastCompleted: number): Promise<void> {
-  await waitFor(
-    async () => {
-      const counts = await stack.jobCounts();
-      return counts.completed >= atLeastCompleted && counts.active > 0;
-    },
-    30_000,
-    'the worker to be busy',
-  );
+/** SIGTERM to a worker, which must exit 0 within the grace period; how it exited, and when. */
+async function stopWithinGracePeriod(worker: ServiceProcess) {
+  const signalledAt = performance.now();
+  worker.process.kill('SIGTERM');
+  const exit = await worker.exitWithin(GRACE_PERIOD_MS);
+  const exitMs = performance.now() - signalledAt;
+  expect(exit, 'exit within the grace period').toEqual({ code: 0, signal: null });
+  expect(exitMs).toBeLessThan(GRACE_PERIOD_MS);
+  return { exit, exitMs };
 }
 
 it('on SIGTERM mid-drain the worker finishes what it holds and exits 0 within the grace period; a new one does the rest', async () => {
-  const startedAt = performance.now();
-  const users = newClerkUserIds(BACKLOG);
-  const deliveries = createdDeliveries(users);
+  const scenario = startScenario('5 worker SIGTERM');
+  const deliveries = await sendNewUsers(BACKLOG);
   const userOf = new Map(deliveries.map((delivery) => [delivery.svixId, delivery.clerkUserId]));
-  expect(tally(await sendAll(receiver.url, deliveries))).toEqual({ 202: BACKLOG });
 
   const first = await stack.startWorker(WORKER_ENV);
-  await busy(200);
+  await stack.waitUntilBusy(200);
   const activeAtSignal = (await stack.jobIds(['active'])).size;
-  const signalledAt = performance.now();
-  first.process.kill('SIGTERM');
-  const exit = await first.exitWithin(GRACE_PERIOD_MS);
-  const exitMs = performance.now() - signalledAt;
-
-  expect(exit).toEqual({ code: 0, signal: null });
-  expect(exitMs).toBeLessThan(GRACE_PERIOD_MS);
+  const { exit, exitMs } = await stopWithinGracePeriod(first);
   const afterStop = await stack.jobCounts();
   expect(afterStop).toMatchObject({ active: 0, failed: 0, delayed: 0 });
   expect(afterStop.waiting).toBeGreaterThan(0);
@@ -65,15 +50,14 @@ it('on SIGTERM mid-drain the worker finishes what it holds and exits 0 within th
   );
 
   const second = await stack.startWorker(WORKER_ENV);
-  const restToDrainMs = await waitUntilDrained(stack, BACKLOG, 60_000);
+  const restToDrainMs = await stack.waitUntilDrained(BACKLOG, 60_000);
   expect(await stack.jobCounts()).toMatchObject({ completed: BACKLOG, failed: 0 });
   expect(await metricTotal(second, 'clerk_sync_jobs_completed_total')).toBe(afterStop.waiting);
   await expectExactlyStored(stack.db, users);
-  for (const user of users) stored.add(user);
   const secondExit = await second.stop('SIGTERM');
   expect(secondExit).toEqual({ code: 0, signal: null });
 
-  report('5 worker SIGTERM', {
+  scenario.report({
     backlog: BACKLOG,
     activeAtSignal,
     sigtermToExitMs: Math.round(exitMs),
@@ -84,42 +68,31 @@ it('on SIGTERM mid-drain the worker finishes what it holds and exits 0 within th
     completedBySecond: afterStop.waiting,
     restToDrainMs: Math.round(restToDrainMs),
     stored: BACKLOG,
-    scenarioMs: Math.round(performance.now() - startedAt),
   });
 });
 
 it('on SIGTERM while Redis is down the worker still exits 0 within the grace period, and loses nothing', async () => {
-  const startedAt = performance.now();
-  const users = newClerkUserIds(BACKLOG_WHEN_REDIS_DIES);
-  expect(tally(await sendAll(receiver.url, createdDeliveries(users)))).toEqual({
-    202: BACKLOG_WHEN_REDIS_DIES,
-  });
+  const scenario = startScenario('5 worker SIGTERM with Redis down');
+  await sendNewUsers(BACKLOG_WHEN_REDIS_DIES);
   const first = await stack.startWorker(WORKER_ENV);
   const completedBefore = (await stack.jobCounts()).completed;
-  await busy(completedBefore + 100);
+  await stack.waitUntilBusy(completedBefore + 100);
 
   await stack.redis.kill();
-  const signalledAt = performance.now();
-  first.process.kill('SIGTERM');
-  const exit = await first.exitWithin(GRACE_PERIOD_MS);
-  const exitMs = performance.now() - signalledAt;
-  expect(exit, 'exit within the grace period').toEqual({ code: 0, signal: null });
-  expect(exitMs).toBeLessThan(GRACE_PERIOD_MS);
+  const { exit, exitMs } = await stopWithinGracePeriod(first);
 
   await stack.redis.restart();
   await stack.startWorker(WORKER_ENV);
-  for (const user of users) stored.add(user);
-  const drainMs = await waitUntilDrained(stack, stored.size, 60_000);
+  const drainMs = await stack.waitUntilDrained(users.size, 60_000);
   expect((await stack.jobCounts()).failed).toBe(0);
-  await expectExactlyStored(stack.db, stored);
+  await expectExactlyStored(stack.db, users);
 
-  report('5 worker SIGTERM with Redis down', {
+  scenario.report({
     backlog: BACKLOG_WHEN_REDIS_DIES,
     sigtermToExitMs: Math.round(exitMs),
     gracePeriodMs: GRACE_PERIOD_MS,
     exit,
     restartToDrainedMs: Math.round(drainMs),
-    stored: stored.size,
-    scenarioMs: Math.round(performance.now() - startedAt),
+    stored: users.size,
   });
 });

@@ -1,23 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
-import { countRows, createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { countRows, createTestDatabase } from '../support/database.ts';
 import { type FakeClerkApi, generateUsers, startFakeClerkApi } from '../support/fake-clerk-api.ts';
-import {
-  asNewMessage,
-  isAcknowledged,
-  newUsers,
-  redelivery,
-  sendAll,
-  shuffle,
-  tally,
-  userCreated,
-} from '../support/load.ts';
+import { useTestDatabase } from '../support/hooks.ts';
+import { asNewMessage, newUsers, redelivery, shuffle, userCreated } from '../support/load.ts';
 import { freePort, killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
 import { health, spawnService } from '../support/services.ts';
-import { expectExactlyStored } from '../support/stack.ts';
-import { waitFor } from '../support/wait.ts';
+import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
 import { type PgBouncer, startPgBouncer } from './support/postgres-servers.ts';
 
 const POOL_SIZE = 5;
@@ -31,7 +22,7 @@ const CLERK_USERS = 500;
  * nothing may rely on session state. Migrations take the direct URL.
  */
 describe('through PgBouncer in transaction mode, a pool of 5', () => {
-  let db: TestDatabase;
+  const db = useTestDatabase({ migrate: false });
   let redis: PrivateRedis;
   let api: FakeClerkApi;
   let pooler: PgBouncer | undefined;
@@ -39,8 +30,7 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
   let pooledUrl: string;
 
   beforeAll(async () => {
-    [db, redis, api, poolerPort] = await Promise.all([
-      createTestDatabase({ migrate: false }),
+    [redis, api, poolerPort] = await Promise.all([
       startPrivateRedis(),
       startFakeClerkApi(generateUsers(CLERK_USERS)),
       freePort(),
@@ -51,7 +41,6 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
   afterAll(async () => {
     await killAllChildren();
     await Promise.all([pooler?.stop(), redis?.destroy(), api?.close()]);
-    await db?.drop();
   });
 
   it('migrates over MIGRATION_DATABASE_URL and never over DATABASE_URL', async () => {
@@ -106,25 +95,18 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
       ...Array.from({ length: STORM_COPIES }, () => asNewMessage(stormed)),
       ...Array.from({ length: STORM_COPIES }, () => redelivery(stormed)),
     ]);
-    const [outcomes, backfill] = await Promise.all([
-      sendAll(receiver.url, deliveries, 32),
+    const [, backfill] = await Promise.all([
+      sendAllAcknowledged(receiver.url, deliveries, 32),
       runNpmScript('backfill', [], {
         DATABASE_URL: pooledUrl,
         CLERK_SECRET_KEY: 'sk_test_fake',
         CLERK_API_URL: api.url,
       }),
     ]);
-    expect(tally(outcomes)).toEqual({ '202': deliveries.length });
-    expect(outcomes.every(isAcknowledged)).toBe(true);
     expect(backfill.code, backfill.output).toBe(0);
     for (const user of api.users) users.add(user.id);
 
-    await waitFor(
-      async () => (await countRows(db, 'users')) === users.size,
-      60_000,
-      `${users.size} users`,
-    );
-    await expectExactlyStored(db, users);
+    await waitUntilStored(db, users, 60_000);
 
     // The commands that read and compare go through the pooler too.
     const [checked, reconciled] = await Promise.all([

@@ -1,18 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initORM, type Services } from '../../src/orm.ts';
 import { type CommandResult, runNpmScript } from '../support/cli.ts';
-import { countRows } from '../support/database.ts';
-import { isAcknowledged, newUsers, sendAll } from '../support/load.ts';
+import { newUsers } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
 import { health, spawnService } from '../support/services.ts';
-import { expectExactlyStored } from '../support/stack.ts';
-import { waitFor } from '../support/wait.ts';
-import { createCertificates, type TestCertificates } from './support/certificates.ts';
+import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
+import { useCertificates } from './support/certificates.ts';
 import { initPrivatePostgres, type PrivatePostgres } from './support/postgres-servers.ts';
 
 const DATABASE = 'clerk_sync_tls';
@@ -28,26 +23,19 @@ function stderrLines(stderr: string): string[] {
  * cannot be what the URL asks for is one clear line, never a silent plaintext one.
  */
 describe('PostgreSQL with TLS', () => {
-  let dir: string;
-  let certs: TestCertificates;
+  const certs = useCertificates();
   let postgres: PrivatePostgres;
   let redis: PrivateRedis;
   let verifyFullUrl: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'clerk-sync-infra-certs-'));
-    [certs, postgres, redis] = await Promise.all([
-      createCertificates(dir),
-      initPrivatePostgres(),
-      startPrivateRedis(),
-    ]);
+    [postgres, redis] = await Promise.all([initPrivatePostgres(), startPrivateRedis()]);
     verifyFullUrl = postgres.url(DATABASE, `sslmode=verify-full&sslrootcert=${certs.ca}`);
   });
 
   afterAll(async () => {
     await killAllChildren();
     await Promise.all([postgres?.destroy(), redis?.destroy()]);
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('refuses sslmode=require against a server without TLS: one line, no connection made', async () => {
@@ -130,11 +118,9 @@ describe('PostgreSQL with TLS', () => {
         redis: 'connected',
       });
       const users = new Set<string>();
-      const outcomes = await sendAll(receiver.url, newUsers(50, users), 8);
-      expect(outcomes.filter(isAcknowledged)).toHaveLength(50);
+      await sendAllAcknowledged(receiver.url, newUsers(50, users), 8);
       services = await initORM(verifyFullUrl);
-      await waitFor(async () => (await countRows(services, 'users')) === 50, 30_000, '50 users');
-      await expectExactlyStored(services, users);
+      await waitUntilStored(services, users, 30_000);
     });
   });
 });

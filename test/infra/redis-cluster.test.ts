@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLUSTER_QUEUE_PREFIX } from '../../src/config.ts';
 import { runNpmScript } from '../support/cli.ts';
-import { countRows, createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { useTestDatabase } from '../support/hooks.ts';
 import {
   type Delivery,
   isAcknowledged,
@@ -18,7 +18,7 @@ import {
   type ServiceProcess,
   spawnService,
 } from '../support/services.ts';
-import { expectExactlyStored, report } from '../support/stack.ts';
+import { report, waitUntilStored } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { type RedisClusterSet, startRedisCluster } from './support/redis-topologies.ts';
 
@@ -60,15 +60,15 @@ async function deliverAll(receivers: ServiceProcess[], deliveries: Delivery[]): 
  * owning that slot is SIGKILLed and its replica takes over.
  */
 describe('Redis Cluster', () => {
+  const db = useTestDatabase();
   let cluster: RedisClusterSet;
-  let db: TestDatabase;
   let services: ServiceProcess[];
   let receivers: ServiceProcess[];
   let environment: ServiceEnvironment;
   const users = new Set<string>();
 
   beforeAll(async () => {
-    [cluster, db] = await Promise.all([startRedisCluster(), createTestDatabase()]);
+    cluster = await startRedisCluster();
     environment = {
       DATABASE_URL: db.url,
       REDIS_URL: cluster.url,
@@ -86,18 +86,12 @@ describe('Redis Cluster', () => {
   afterAll(async () => {
     await killAllChildren();
     await cluster?.destroy();
-    await db?.drop();
   });
 
   it('stores 2,000 deliveries through two receivers and two workers, exactly once', async () => {
     const outcomes = await deliverAll(receivers, newUsers(FIRST_DELIVERIES, users));
     expect(tally(outcomes)).toEqual({ '202': FIRST_DELIVERIES });
-    await waitFor(
-      async () => (await countRows(db, 'users')) === users.size,
-      120_000,
-      `${users.size} users`,
-    );
-    await expectExactlyStored(db, users);
+    await waitUntilStored(db, users, 120_000);
     // Each job ran once: the two workers completed 2,000 between them.
     const completed = await Promise.all(
       services.slice(2).map((worker) => metricTotal(worker, 'clerk_sync_jobs_completed_total')),
@@ -132,12 +126,7 @@ describe('Redis Cluster', () => {
     expect(Object.keys(answers).filter((status) => status !== '202' && status !== '503')).toEqual(
       [],
     );
-    await waitFor(
-      async () => (await countRows(db, 'users')) === users.size,
-      60_000,
-      `${users.size} users`,
-    );
-    await expectExactlyStored(db, users);
+    await waitUntilStored(db, users, 60_000);
     expect(services.map((service) => service.pid)).toEqual(pids);
     expect(services.every((service) => service.isRunning())).toBe(true);
     report('cluster failover', { failedOverMs: Math.round(failedOverMs), answers }, 'infra');

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
-import { createTestDatabase, sql, type TestDatabase } from '../support/database.ts';
+import { sql, type TestDatabase } from '../support/database.ts';
+import { useTestDatabase } from '../support/hooks.ts';
 import {
   isAcknowledged,
   maxMs,
@@ -45,14 +46,14 @@ const idsOf = (outcomes: readonly TimedOutcome[]) =>
  * takes deliveries again, and the worker goes on, with no process restarted.
  */
 describe('Redis Sentinel failover', () => {
+  const db = useTestDatabase();
   let set: SentinelSet;
-  let db: TestDatabase;
   let receiver: ServiceProcess;
   let worker: ServiceProcess;
   let environment: ServiceEnvironment;
 
   beforeAll(async () => {
-    [set, db] = await Promise.all([startSentinelSet(), createTestDatabase()]);
+    set = await startSentinelSet();
     environment = { DATABASE_URL: db.url, REDIS_URL: set.url, QUEUE_NAME: uniqueQueueName() };
     [receiver, worker] = await Promise.all([
       spawnService('receiver', environment),
@@ -63,7 +64,6 @@ describe('Redis Sentinel failover', () => {
   afterAll(async () => {
     await killAllChildren();
     await set?.destroy();
-    await db?.drop();
   });
 
   it('refuses with 503 until the replica is promoted, then takes deliveries again; nothing acknowledged and replicated is lost', async () => {

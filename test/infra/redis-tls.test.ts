@@ -1,17 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
-import { countRows, createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { isAcknowledged, newUsers, sendAll } from '../support/load.ts';
+import { useTestDatabase } from '../support/hooks.ts';
+import { newUsers } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
 import { spawnService } from '../support/services.ts';
-import { expectExactlyStored } from '../support/stack.ts';
-import { waitFor } from '../support/wait.ts';
-import { createCertificates, type TestCertificates } from './support/certificates.ts';
+import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
+import { useCertificates } from './support/certificates.ts';
 
 const PASSWORD = 'tls-only s3cret';
 
@@ -20,27 +16,19 @@ const PASSWORD = 'tls-only s3cret';
  * that Node trusts through NODE_EXTRA_CA_CERTS, and a password in the URL.
  */
 describe('Redis with TLS only', () => {
-  let dir: string;
-  let certs: TestCertificates;
+  const certs = useCertificates();
+  const db = useTestDatabase();
   let redis: PrivateRedis;
-  let db: TestDatabase;
   let redisUrl: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'clerk-sync-infra-certs-'));
-    certs = await createCertificates(dir);
-    [redis, db] = await Promise.all([
-      startPrivateRedis({ tls: certs, args: ['--requirepass', PASSWORD] }),
-      createTestDatabase(),
-    ]);
+    redis = await startPrivateRedis({ tls: certs, args: ['--requirepass', PASSWORD] });
     redisUrl = `rediss://:${encodeURIComponent(PASSWORD)}@127.0.0.1:${redis.port}`;
   });
 
   afterAll(async () => {
     await killAllChildren();
     await redis?.destroy();
-    await db?.drop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('carries deliveries end to end, and npm run jobs reads the queue', async () => {
@@ -56,10 +44,8 @@ describe('Redis with TLS only', () => {
       spawnService('worker', environment),
     ]);
     const users = new Set<string>();
-    const outcomes = await sendAll(receiver.url, newUsers(100, users), 16);
-    expect(outcomes.filter(isAcknowledged)).toHaveLength(100);
-    await waitFor(async () => (await countRows(db, 'users')) === 100, 30_000, '100 users');
-    await expectExactlyStored(db, users);
+    await sendAllAcknowledged(receiver.url, newUsers(100, users), 16);
+    await waitUntilStored(db, users, 30_000);
 
     const counts = await runNpmScript('jobs', ['counts'], environment);
     expect(counts.code, counts.output).toBe(0);

@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleUserEvent } from '../../src/clerk/sample-events.ts';
 import { PROJECT_ROOT } from '../support/cli.ts';
-import { newUsers, sendAll, tally } from '../support/load.ts';
+import { useStarted } from '../support/hooks.ts';
 import type { ServiceProcess } from '../support/services.ts';
-import { expectExactlyStored, useFaultStack, waitUntilDrained } from '../support/stack.ts';
+import { expectExactlyStored, useRunningStack } from '../support/stack.ts';
 import { deliver, OLD_SECRET } from '../support/svix.ts';
 import { waitFor } from '../support/wait.ts';
-import { type PrometheusServer, rulesForTest, startPrometheus } from './support/prometheus.ts';
+import { rulesForTest, startPrometheus } from './support/prometheus.ts';
 
 const BACKLOG_ALERT = 'ClerkSyncBacklogGrowing';
 /** The range of every rule here: a few scrapes at Prometheus's 1 s interval. */
@@ -22,25 +22,16 @@ interface Panel {
   targets: { expr: string }[];
 }
 
-const stack = useFaultStack();
-let receiver: ServiceProcess;
-let worker: ServiceProcess;
-let prometheus: PrometheusServer;
-const stored = new Set<string>();
-
+const { stack, receiver, worker, users, sendNewUsers } = useRunningStack();
 const address = (service: ServiceProcess) => new URL(service.url).host;
-
-beforeAll(async () => {
-  receiver = await stack.startReceiver();
-  worker = await stack.startWorker();
-  prometheus = await startPrometheus(
-    { receiver: [address(receiver)], worker: [address(worker)] },
-    await rulesForTest('4s', RULE_RANGE),
-  );
-});
-afterAll(async () => {
-  await prometheus?.stop();
-});
+const prometheus = useStarted(
+  async () =>
+    startPrometheus(
+      { receiver: [address(receiver)], worker: [address(worker)] },
+      await rulesForTest('4s', RULE_RANGE),
+    ),
+  (started) => started.stop(),
+);
 
 async function backlogAlertState(): Promise<string> {
   const alert = (await prometheus.alerts()).find((a) => a.labels.alertname === BACKLOG_ALERT);
@@ -54,8 +45,7 @@ describe('a real Prometheus scraping a real receiver and worker', () => {
       30_000,
       'Prometheus to scrape the receiver and the worker',
     );
-    const outcomes = await sendAll(receiver.url, newUsers(40, stored));
-    expect(tally(outcomes)).toEqual({ 202: 40 });
+    await sendNewUsers(40);
     // A payload that can never succeed (fails for good), a user with no email address, and a
     // delivery signed with a secret the receiver does not have.
     const malformed = sampleUserEvent('user.created');
@@ -66,7 +56,7 @@ describe('a real Prometheus scraping a real receiver and worker', () => {
       secret: OLD_SECRET,
     });
     expect(rejected.status).toBeGreaterThanOrEqual(400);
-    await waitUntilDrained(stack, stored.size, 30_000);
+    await stack.waitUntilDrained(users.size, 30_000);
 
     const panels = (JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel[] }).panels;
     for (const panel of panels) {
@@ -102,8 +92,7 @@ describe('a real Prometheus scraping a real receiver and worker', () => {
     let sending = true;
     const trickle = (async () => {
       while (sending) {
-        const outcomes = await sendAll(receiver.url, newUsers(15, stored));
-        expect(tally(outcomes)).toEqual({ 202: 15 });
+        await sendNewUsers(15);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     })();
@@ -126,7 +115,7 @@ describe('a real Prometheus scraping a real receiver and worker', () => {
     expect(Number(oldest?.value[1])).toBeGreaterThan(1);
 
     await stack.startWorker();
-    await waitUntilDrained(stack, stored.size, 60_000);
+    await stack.waitUntilDrained(users.size, 60_000);
     await waitFor(
       async () => (await backlogAlertState()) === 'inactive',
       60_000,
@@ -134,6 +123,6 @@ describe('a real Prometheus scraping a real receiver and worker', () => {
     );
     const [oldestAfter] = await prometheus.query('max(clerk_sync_queue_oldest_waiting_seconds)');
     expect(Number(oldestAfter?.value[1])).toBe(0);
-    await expectExactlyStored(stack.db, stored);
+    await expectExactlyStored(stack.db, users);
   });
 });

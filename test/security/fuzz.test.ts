@@ -6,9 +6,8 @@ import { processCpuMicros } from '../../bench/cpu.ts';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../../src/clerk/sample-events.ts';
 import { rawRequest } from '../support/http.ts';
 import { health } from '../support/services.ts';
-import { report } from '../support/stack.ts';
+import { report, useReceiverStack } from '../support/stack.ts';
 import { OLD_SECRET, TEST_SECRET } from '../support/svix.ts';
-import { receiverUnderTest } from './support/receiver.ts';
 
 /** Enough to meet every kind of case many times over, few enough for well under a minute. */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1_000);
@@ -19,7 +18,7 @@ const CPU_PER_REQUEST_MAX_MS = 5;
 const SIX_MINUTES_MS = 6 * 60 * 1000;
 
 // info: the request lines are logged, so the scrubber runs on every URL.
-const running = receiverUnderTest({ LOG_LEVEL: 'info' });
+const { stack, receiver } = useReceiverStack({ LOG_LEVEL: 'info' });
 
 type Signing = 'none' | 'junk' | 'valid' | 'another secret' | 'stale' | 'ahead';
 
@@ -155,14 +154,14 @@ it('answers random requests, signed and not, with no 5xx but 503, queues only wh
   const statuses: Record<string, number> = {};
   const accepted = new Set<string>();
   let requests = 0;
-  const cpuBefore = await processCpuMicros(running.receiver.pid);
+  const cpuBefore = await processCpuMicros(receiver.pid);
 
   await fc.assert(
     fc.asyncProperty(fuzzCase, async (sent) => {
       const payload = sent.body ?? Buffer.alloc(0);
       const headers: Record<string, string> = { ...sent.headers, ...svixHeaders(sent, payload) };
       if (sent.encoding !== undefined) headers['content-encoding'] = sent.encoding;
-      const answer = await rawRequest(running.receiver.url, sent.path, {
+      const answer = await rawRequest(receiver.url, sent.path, {
         method: sent.method,
         headers,
         body: wireBody(sent),
@@ -180,16 +179,15 @@ it('answers random requests, signed and not, with no 5xx but 503, queues only wh
     { numRuns: RUNS, seed: SEED, endOnFailure: true },
   );
 
-  const cpuPerRequestMs =
-    ((await processCpuMicros(running.receiver.pid)) - cpuBefore) / 1000 / requests;
+  const cpuPerRequestMs = ((await processCpuMicros(receiver.pid)) - cpuBefore) / 1000 / requests;
   report('security: fuzz', {
     requests,
     statuses,
     accepted: accepted.size,
     cpuPerRequestMs: cpuPerRequestMs.toFixed(2),
   });
-  expect(await running.stack.jobIds()).toEqual(accepted);
+  expect(await stack.jobIds()).toEqual(accepted);
   expect(accepted.size).toBeGreaterThan(0);
   expect(cpuPerRequestMs).toBeLessThan(CPU_PER_REQUEST_MAX_MS);
-  expect((await health(running.receiver)).status).toBe(200);
+  expect((await health(receiver)).status).toBe(200);
 });

@@ -4,19 +4,19 @@ import { expect, it } from 'vitest';
 import { sampleUserEvent } from '../../src/clerk/sample-events.ts';
 import { MAX_BODY_BYTES } from '../../src/webhooks/clerk-webhook.ts';
 import { rawRequest } from '../support/http.ts';
+import { useReceiverStack } from '../support/stack.ts';
 import { signedHeaders } from '../support/svix.ts';
-import { receiverUnderTest } from './support/receiver.ts';
 
 const SIX_MINUTES_MS = 6 * 60 * 1000;
 /** How long a client that never sends its body waits for the answer before giving up. */
 const ANSWER_WAIT_MS = 5_000;
 
-const running = receiverUnderTest();
+const { stack, receiver } = useReceiverStack();
 
 const event = JSON.stringify(sampleUserEvent('user.created'));
 
 async function isQueued(svixId: string | undefined): Promise<boolean> {
-  return (await running.stack.jobIds()).has(svixId ?? '');
+  return (await stack.jobIds()).has(svixId ?? '');
 }
 
 it.each([
@@ -29,7 +29,7 @@ it.each([
   'answers 415 to a body sent with Content-Encoding %s, signed or not, and queues nothing',
   async (encoding, body) => {
     for (const headers of [signedHeaders(body.toString('latin1')), signedHeaders(event)]) {
-      const answer = await rawRequest(running.receiver.url, '/webhooks/clerk', {
+      const answer = await rawRequest(receiver.url, '/webhooks/clerk', {
         headers: { ...headers, 'content-encoding': encoding },
         body,
       });
@@ -41,7 +41,7 @@ it.each([
 
 it('answers 415 to a compression bomb under a junk signature, without inflating it', async () => {
   const headers = signedHeaders('not this body');
-  const answer = await rawRequest(running.receiver.url, '/webhooks/clerk', {
+  const answer = await rawRequest(receiver.url, '/webhooks/clerk', {
     headers: { ...headers, 'content-encoding': 'gzip' },
     // 1 KiB on the wire, 1 MiB once inflated.
     body: gzipSync(Buffer.alloc(MAX_BODY_BYTES, ' ')),
@@ -52,7 +52,7 @@ it('answers 415 to a compression bomb under a junk signature, without inflating 
 
 it('queues a delivery sent with Content-Encoding identity', async () => {
   const headers = signedHeaders(event);
-  const answer = await rawRequest(running.receiver.url, '/webhooks/clerk', {
+  const answer = await rawRequest(receiver.url, '/webhooks/clerk', {
     headers: { ...headers, 'content-encoding': 'identity' },
     body: event,
   });
@@ -66,7 +66,7 @@ it('queues a delivery sent with Content-Encoding identity', async () => {
  */
 function answerWithoutBody(headers: Record<string, string>): Promise<number | 'no answer'> {
   return new Promise((resolve) => {
-    const outgoing = request(`${running.receiver.url}/webhooks/clerk`, {
+    const outgoing = request(`${receiver.url}/webhooks/clerk`, {
       method: 'POST',
       headers: { ...headers, 'content-length': String(MAX_BODY_BYTES) },
     });

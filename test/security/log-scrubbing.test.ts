@@ -4,9 +4,8 @@ import { processCpuMicros } from '../../bench/cpu.ts';
 const LOGGED_TEXT_MAX_CHARS = 300;
 
 import { rawRequest } from '../support/http.ts';
-import { report } from '../support/stack.ts';
+import { report, useReceiverStack } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
-import { receiverUnderTest } from './support/receiver.ts';
 
 /** Inside Node's 16 KiB header limit, with room for the request line and the Host header. */
 const URL_CHARS = 15_000;
@@ -16,7 +15,7 @@ const CPU_PER_REQUEST_MAX_MS = 20;
 const EMAIL = 'jane.doe@example.com';
 
 // info: the request lines are logged, so the scrubber runs on every URL.
-const running = receiverUnderTest({ LOG_LEVEL: 'info' });
+const { receiver } = useReceiverStack({ LOG_LEVEL: 'info' });
 
 /** URLs that make a backtracking email pattern work hardest, each with an address to hide. */
 const shapes: Record<string, string> = {
@@ -28,7 +27,7 @@ const shapes: Record<string, string> = {
 
 /** The receiver's log lines for the requests answered 404, the long URLs. */
 function requestLines(): string[] {
-  return running.receiver.output.filter((line) => line.includes('"statusCode":404'));
+  return receiver.output.filter((line) => line.includes('"statusCode":404'));
 }
 
 it.each(Object.entries(shapes))(
@@ -36,11 +35,11 @@ it.each(Object.entries(shapes))(
   async (shape, filler) => {
     const path = `/${EMAIL}/${filler}`.slice(0, URL_CHARS);
     const linesBefore = requestLines().length;
-    const before = await processCpuMicros(running.receiver.pid);
+    const before = await processCpuMicros(receiver.pid);
     for (let sent = 0; sent < REQUESTS_PER_SHAPE; sent++) {
-      expect((await rawRequest(running.receiver.url, path, { method: 'GET' })).status).toBe(404);
+      expect((await rawRequest(receiver.url, path, { method: 'GET' })).status).toBe(404);
     }
-    const cpuMicros = (await processCpuMicros(running.receiver.pid)) - before;
+    const cpuMicros = (await processCpuMicros(receiver.pid)) - before;
     const cpuPerRequestMs = cpuMicros / 1000 / REQUESTS_PER_SHAPE;
     report('security: long URL', { shape, cpuPerRequestMs: cpuPerRequestMs.toFixed(2) });
     expect(cpuPerRequestMs).toBeLessThan(CPU_PER_REQUEST_MAX_MS);

@@ -1,9 +1,11 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import type { Services } from '../../src/orm.ts';
 import { withTimeout } from '../../src/timeout.ts';
 import { countRows, createTestDatabase, SERVER_URL, sql, type TestDatabase } from './database.ts';
+import { useStarted } from './hooks.ts';
+import { type Delivery, newUsers, sendAll, tally } from './load.ts';
 import { killAllChildren } from './processes.ts';
 import { uniqueQueueName } from './queue.ts';
 import { type PrivateRedis, startPrivateRedis } from './redis-server.ts';
@@ -33,6 +35,13 @@ export interface FaultStack {
   jobIds(states?: readonly JobState[]): Promise<Set<string>>;
   /** The most attempts any finished job took (1 = first time). */
   maxAttemptsMade(): Promise<number>;
+  /**
+   * Waits until the queue has nothing left to run (no waiting, active, delayed job) and
+   * `expectedUsers` rows exist, or fails after `timeoutMs`; returns how long it took.
+   */
+  waitUntilDrained(expectedUsers: number, timeoutMs: number): Promise<number>;
+  /** Waits until a worker is busy: at least `completed` jobs done, and some running. */
+  waitUntilBusy(completed: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -107,6 +116,32 @@ export async function startFaultStack(): Promise<FaultStack> {
         const answers = (await withTimeout(pipeline.exec(), 10_000, 'attempts')) ?? [];
         return Math.max(0, ...answers.map(([, value]) => Number(value ?? 0)));
       },
+      async waitUntilDrained(expectedUsers, timeoutMs) {
+        const startedAt = performance.now();
+        const deadline = Date.now() + timeoutMs;
+        let last: unknown;
+        while (Date.now() < deadline) {
+          const [counts, users] = await Promise.all([result.jobCounts(), countRows(db, 'users')]);
+          last = { ...counts, users };
+          if (counts.waiting + counts.active + counts.delayed + counts.prioritized === 0) {
+            if (users >= expectedUsers) return performance.now() - startedAt;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        throw new Error(
+          `not drained within ${timeoutMs} ms: expected ${expectedUsers} users, last ${JSON.stringify(last)}`,
+        );
+      },
+      async waitUntilBusy(completed) {
+        await waitFor(
+          async () => {
+            const counts = await result.jobCounts();
+            return counts.completed >= completed && counts.active > 0;
+          },
+          30_000,
+          'a worker to be busy',
+        );
+      },
       async stop() {
         const errors: unknown[] = [];
         for (const cleanup of cleanups.splice(0).reverse()) {
@@ -125,46 +160,77 @@ export async function startFaultStack(): Promise<FaultStack> {
   }
 }
 
-/**
- * The file's own fault stack, started before its tests and stopped after them. What it returns
- * stands for the stack once started (a test file's own beforeAll, registered after this call,
- * may already use it).
- */
+/** The file's own fault stack, started before its tests and stopped after them. */
 export function useFaultStack(): FaultStack {
-  let started: FaultStack | undefined;
-  beforeAll(async () => {
-    started = await startFaultStack();
-  });
-  afterAll(() => started?.stop());
-  return new Proxy({} as FaultStack, {
-    get(_, key) {
-      if (!started) throw new Error('the fault stack is used before it started');
-      return Reflect.get(started, key);
-    },
-  });
+  return useStarted(startFaultStack, (stack) => stack.stop());
+}
+
+/** A fault stack with a receiver running on it, and the users sent through it so far. */
+export interface ReceiverStack {
+  stack: FaultStack;
+  receiver: ServiceProcess;
+  users: Set<string>;
+  /**
+   * Sends user.created for `count` users never seen before, each added to `users`, and expects
+   * every delivery acknowledged; returns the deliveries.
+   */
+  sendNewUsers(count: number): Promise<Delivery[]>;
+  /** sendNewUsers(), then waits until every user sent so far is stored; returns how long that took. */
+  storeNewUsers(count: number, timeoutMs: number): Promise<number>;
 }
 
 /** A fault stack with a receiver and a worker running on it, and the users sent so far. */
-export interface RunningStack {
-  stack: FaultStack;
-  receiver: ServiceProcess;
+export interface RunningStack extends ReceiverStack {
   worker: ServiceProcess;
-  users: Set<string>;
 }
 
 /**
- * useFaultStack(), and a receiver and a worker started on it before the file's tests. The
- * processes are there from the first test on: read them from what this returns, inside tests.
+ * useFaultStack(), and a receiver started on it before the file's tests. Like the stack, the
+ * receiver this returns stands for the process once started: read it inside tests.
  */
+export function useReceiverStack(receiverEnv: Record<string, string> = {}): ReceiverStack {
+  const stack = useFaultStack();
+  const receiver = useStarted(
+    () => stack.startReceiver(receiverEnv),
+    (started) => started.stop(),
+  );
+  const users = new Set<string>();
+  const sendNewUsers = async (count: number) => {
+    const deliveries = newUsers(count, users);
+    await sendAllAcknowledged(receiver.url, deliveries);
+    return deliveries;
+  };
+  return {
+    stack,
+    receiver,
+    users,
+    sendNewUsers,
+    async storeNewUsers(count, timeoutMs) {
+      await sendNewUsers(count);
+      return stack.waitUntilDrained(users.size, timeoutMs);
+    },
+  };
+}
+
+/** useReceiverStack(), and a worker started on the stack after the receiver. */
 export function useRunningStack(workerEnv: Record<string, string> = {}): RunningStack {
-  const running = { stack: useFaultStack(), users: new Set<string>() } as RunningStack;
-  beforeAll(async () => {
-    [running.receiver, running.worker] = await Promise.all([
-      running.stack.startReceiver(),
-      running.stack.startWorker(workerEnv),
-    ]);
+  const running = useReceiverStack();
+  const worker = useStarted(
+    () => running.stack.startWorker(workerEnv),
+    (started) => started.stop(),
+  );
+  return { ...running, worker };
+}
+
+/** Sends every delivery, `concurrency` at a time, and expects each one acknowledged (202). */
+export async function sendAllAcknowledged(
+  baseUrl: string,
+  deliveries: readonly Delivery[],
+  concurrency?: number,
+): Promise<void> {
+  expect(tally(await sendAll(baseUrl, deliveries, concurrency))).toEqual({
+    202: deliveries.length,
   });
-  return running;
 }
 
 export interface StoredCounts {
@@ -187,31 +253,6 @@ export async function storedCounts(db: Services): Promise<StoredCounts> {
     preferences: row?.preferences ?? -1,
     usersWithoutPreferences: row?.orphans ?? -1,
   };
-}
-
-/**
- * Waits until the queue has nothing left to run (no waiting, active, delayed job) and `users`
- * rows exist, or fails after `timeoutMs`; returns how long it took.
- */
-export async function waitUntilDrained(
-  stack: FaultStack,
-  expectedUsers: number,
-  timeoutMs: number,
-): Promise<number> {
-  const startedAt = performance.now();
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const [counts, users] = await Promise.all([stack.jobCounts(), countRows(stack.db, 'users')]);
-    last = { ...counts, users };
-    if (counts.waiting + counts.active + counts.delayed + counts.prioritized === 0) {
-      if (users >= expectedUsers) return performance.now() - startedAt;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(
-    `not drained within ${timeoutMs} ms: expected ${expectedUsers} users, last ${JSON.stringify(last)}`,
-  );
 }
 
 /**
@@ -255,6 +296,33 @@ export async function timeUntil(
   const startedAt = performance.now();
   await waitFor(condition, timeoutMs, description);
   return performance.now() - startedAt;
+}
+
+/**
+ * Waits until `users` rows exist (the number of these Clerk users), then expects exactly these
+ * users stored: for services whose queue the test does not watch.
+ */
+export async function waitUntilStored(
+  db: Services,
+  clerkUserIds: Set<string>,
+  timeoutMs: number,
+): Promise<void> {
+  await waitFor(
+    async () => (await countRows(db, 'users')) === clerkUserIds.size,
+    timeoutMs,
+    `${clerkUserIds.size} users`,
+  );
+  await expectExactlyStored(db, clerkUserIds);
+}
+
+/** Starts timing a scenario; its report() adds how long the scenario took to its figures. */
+export function startScenario(name: string) {
+  const startedAt = performance.now();
+  return {
+    report(figures: Record<string, unknown>): void {
+      report(name, { ...figures, scenarioMs: Math.round(performance.now() - startedAt) });
+    },
+  };
 }
 
 /** One line of figures per scenario, for the suite's output. */

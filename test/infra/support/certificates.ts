@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { useStarted } from '../../support/hooks.ts';
 import type { TlsFiles } from '../../support/redis-server.ts';
 
 const run = promisify(execFile);
@@ -65,4 +67,15 @@ export async function createCertificates(dir: string): Promise<TestCertificates>
     key: file('server.key'),
     otherCa: file('other-ca.crt'),
   };
+}
+
+/** createCertificates() in a temporary directory before the tests, removed after them. */
+export function useCertificates(): TestCertificates {
+  return useStarted(
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'clerk-sync-infra-certs-'));
+      return { ...(await createCertificates(dir)), dir };
+    },
+    (certificates) => rm(certificates.dir, { recursive: true, force: true }),
+  );
 }
