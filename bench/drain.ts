@@ -18,6 +18,8 @@ export interface DrainOptions {
   /** Extra environment for the workers, e.g. WORKER_BATCH_SIZE=1. */
   env?: Record<string, string>;
   nodeArgs?: string[];
+  /** A baseline to run in the worker's place. */
+  script?: string;
 }
 
 export interface DrainResult {
@@ -53,6 +55,7 @@ export function measureDrain(options: DrainOptions): Promise<DrainResult> {
           name: `worker ${index + 1}`,
           env: options.env,
           nodeArgs: options.nodeArgs,
+          script: options.script,
         }),
       ),
     );

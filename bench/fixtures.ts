@@ -151,12 +151,18 @@ export function startWorker(
   scope: Scope,
   database: BenchDatabase,
   queue: Queue,
-  options: { name?: string; env?: Record<string, string>; nodeArgs?: string[] } = {},
+  options: {
+    name?: string;
+    env?: Record<string, string>;
+    nodeArgs?: string[];
+    /** Another worker in its place: a baseline. */
+    script?: string;
+  } = {},
 ): Promise<Service> {
   return start(
     scope,
     options.name ?? 'worker',
-    'src/bin/worker.ts',
+    options.script ?? 'src/bin/worker.ts',
     { ...serviceEnv(database, queue), ...options.env },
     {
       portVariable: 'WORKER_METRICS_PORT',

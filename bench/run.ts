@@ -16,6 +16,7 @@ import { type DrainResult, measureDrain } from './drain.ts';
 import { closeHarnessRedis, RESULTS_DIR, Scope } from './fixtures.ts';
 import { measureIngest } from './ingest.ts';
 import { measureLatency, RECEIPT_TO_ROW } from './latency.ts';
+import { measureLoneChange } from './lone-change.ts';
 import { measurePgbench, PGBENCH_CLIENTS } from './pgbench.ts';
 import { formatProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import {
@@ -48,6 +49,9 @@ const settings = {
   unbatchedDrainJobs: Math.ceil(drainJobs / 4),
   pgbenchSeconds: quick ? 3 : 10,
   latencyRatePerSecond: knob('BENCH_LATENCY_RATE', 300, 300),
+  /** The quieter rate: most deliveries meet an idle worker and commit on their own. */
+  quietLatencyRatePerSecond: 100,
+  loneChanges: knob('BENCH_LONE_CHANGES', 2_000, 500),
   latencySeconds: knob('BENCH_LATENCY_SECONDS', 12, 4),
   latencyWarmupSeconds: quick ? 1 : 3,
   backfillUsers: knob('BENCH_BACKFILL_USERS', 50_000, 10_000),
@@ -104,20 +108,40 @@ try {
   });
   drainLine('1 worker, WORKER_BATCH_SIZE=1', drainUnbatched);
 
-  progress(
-    `latency: ${settings.latencyRatePerSecond} deliveries/s for ${settings.latencySeconds} s through receiver and worker`,
-  );
-  const latency = await measureLatency({
-    ratePerSecond: settings.latencyRatePerSecond,
-    seconds: settings.latencySeconds,
-    warmupSeconds: settings.latencyWarmupSeconds,
+  const drainBaseline = await measureDrain({
+    jobs: settings.drainJobs,
+    workers: 1,
+    script: 'bench/baselines/noop-worker.ts',
   });
+  drainLine('BullMQ alone, a worker that does nothing', drainBaseline);
+
+  const latencyAt = async (ratePerSecond: number) => {
+    progress(
+      `latency: ${ratePerSecond} deliveries/s for ${settings.latencySeconds} s through receiver and worker`,
+    );
+    const latency = await measureLatency({
+      ratePerSecond,
+      seconds: settings.latencySeconds,
+      warmupSeconds: settings.latencyWarmupSeconds,
+    });
+    progress(
+      `latency: receipt-to-row p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms over ${latency.measured} deliveries ` +
+        `(queued p50 ${latency.queuedP50Ms}/p99 ${latency.queuedP99Ms} ms, processing p50 ` +
+        `${latency.processingP50Ms}/p99 ${latency.processingP99Ms} ms; ` +
+        `sent at ${latency.sender.ratePerSecond.toFixed(1)}/s; CPU ${Math.round(latency.machineBusyPercent)}% busy; peak RSS receiver ` +
+        `${Math.round(latency.receiverPeakRssMiB)} MiB, worker ${Math.round(latency.workerPeakRssMiB)} MiB)`,
+    );
+    return latency;
+  };
+  const latency = await latencyAt(settings.latencyRatePerSecond);
+  const quietLatency = await latencyAt(settings.quietLatencyRatePerSecond);
+
+  progress(`lone change: ${settings.loneChanges} users created, updated and deleted one at a time`);
+  const loneChange = await measureLoneChange(settings.loneChanges);
+  const { cpuMicros } = loneChange;
   progress(
-    `latency: receipt-to-row p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms over ${latency.measured} deliveries ` +
-      `(queued p50 ${latency.queuedP50Ms}/p99 ${latency.queuedP99Ms} ms, processing p50 ` +
-      `${latency.processingP50Ms}/p99 ${latency.processingP99Ms} ms; ` +
-      `sent at ${latency.sender.ratePerSecond.toFixed(1)}/s; CPU ${Math.round(latency.machineBusyPercent)}% busy; peak RSS receiver ` +
-      `${Math.round(latency.receiverPeakRssMiB)} MiB, worker ${Math.round(latency.workerPeakRssMiB)} MiB)`,
+    `lone change: worker CPU per change create ${Math.round(cpuMicros.create)} µs, update ${Math.round(cpuMicros.update)} µs, ` +
+      `delete ${Math.round(cpuMicros.delete)} µs; an empty MikroORM transaction ${Math.round(loneChange.emptyTransactionMicros)} µs`,
   );
 
   progress(
@@ -145,10 +169,14 @@ try {
   const measurements: Measurements = {
     connections: settings.connections,
     latencyRatePerSecond: settings.latencyRatePerSecond,
+    quietLatencyRatePerSecond: settings.quietLatencyRatePerSecond,
     ingest,
     pgbench,
     drain: { oneWorker: drainOne, twoWorkers: drainTwo, oneWorkerUnbatched: drainUnbatched },
+    drainBaseline,
     latency,
+    quietLatency,
+    loneChange,
     backfill,
     wallSeconds: elapsedSeconds(),
   };
@@ -184,6 +212,7 @@ try {
   );
   console.log(formatCpuPerDelivery(measurements.ingest));
   console.log(formatLatencyCpu(measurements.latency, settings.latencyRatePerSecond));
+  console.log(formatLatencyCpu(measurements.quietLatency, settings.quietLatencyRatePerSecond));
   console.log(formatBackfillCpu(measurements.backfill));
   console.log(`receipt-to-row: ${RECEIPT_TO_ROW}.`);
   console.log(

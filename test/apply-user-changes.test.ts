@@ -1,5 +1,5 @@
 import type { PostgreSqlConnection } from '@mikro-orm/postgresql';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import {
   type ApplyOptions,
@@ -9,21 +9,11 @@ import {
   type UserChange,
 } from '../src/users/apply-user-changes.ts';
 import { clerkUser, remove, upsert } from './support/clerk-user.ts';
-import {
-  countRows,
-  createTestDatabase,
-  holdUserLock,
-  sql,
-  type TestDatabase,
-} from './support/database.ts';
+import { countRows, holdUserLock, sql } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { waitFor } from './support/wait.ts';
 
-let db: TestDatabase;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 beforeEach(async () => {
   await sql(db, 'truncate users, user_preferences, deleted_clerk_users cascade');
 });

@@ -1,21 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import { TimeoutError } from '../src/errors.ts';
 import { GroupCommit, type GroupCommitOptions } from '../src/workers/group-commit.ts';
 import { clerkUser, upsert } from './support/clerk-user.ts';
-import {
-  countRows,
-  createTestDatabase,
-  holdUserLock,
-  type TestDatabase,
-} from './support/database.ts';
+import { countRows, holdUserLock } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
+const db = useTestDatabase();
 
 const upsertOf = (id: string) => upsert(clerkUser(id));
 

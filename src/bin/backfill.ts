@@ -1,11 +1,10 @@
-import { parseArgs } from 'node:util';
 import { clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { ClerkApiError } from '../errors.ts';
 import { initORM } from '../orm.ts';
 import { formatBackfillSummary, runBackfill } from '../sync/backfill.ts';
 import { createProgress } from './progress.ts';
-import { exitWithUsage, runOrExit } from './run.ts';
+import { parseCommandLine, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run backfill -- [--dry-run] [--restart]
   Imports every user from Clerk's Backend API (CLERK_SECRET_KEY, CLERK_API_URL).
@@ -13,14 +12,10 @@ const USAGE = `usage: npm run backfill -- [--dry-run] [--restart]
   --restart   start from the first page instead of resuming after the last committed one`;
 
 await runOrExit(async () => {
-  const { values } = parseArgs({
-    options: {
-      'dry-run': { type: 'boolean' },
-      restart: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const { values } = parseCommandLine(USAGE, {
+    'dry-run': { type: 'boolean' },
+    restart: { type: 'boolean' },
   });
-  if (values.help) exitWithUsage(USAGE);
   const config = loadConfigOrExit();
   const client = clerkClientFrom(config);
   const { orm, em } = await initORM(config.databaseUrl);

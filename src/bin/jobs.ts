@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import type { Job } from 'bullmq';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { createLogger, scrub } from '../logger.ts';
@@ -6,7 +5,7 @@ import { retryAllFailedJobs, retryFailedJob } from '../queue/failed-jobs.ts';
 import { createQueue, QUEUE_STATES, type WebhookJobData } from '../queue/queue.ts';
 import { createProducerConnection, isReady, waitForRedis } from '../redis.ts';
 import { describeRedisTarget, parseRedisUrl } from '../redis-url.ts';
-import { exitWithUsage, runOrExit } from './run.ts';
+import { parseCommandLine, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run jobs -- <command>
   counts               jobs in the queue by state
@@ -18,17 +17,15 @@ const REDIS_CONNECT_WAIT_MS = 5_000;
 
 /** Inspects and replays the webhook queue: the same actions as the dashboard, from a terminal. */
 await runOrExit(async () => {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
+  const { values, positionals } = parseCommandLine(
+    USAGE,
+    {
       all: { type: 'boolean' },
       limit: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
+    { takesArguments: true },
+  );
   const [command, jobId] = positionals;
-  if (values.help) exitWithUsage(USAGE);
-  if (!command) exitWithError(USAGE);
   const config = loadConfigOrExit();
   const log = createLogger({ level: 'silent' });
   const redis = createProducerConnection(config.redisUrl, log);

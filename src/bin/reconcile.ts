@@ -1,11 +1,10 @@
-import { parseArgs } from 'node:util';
 import { clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { ClerkApiError } from '../errors.ts';
 import { initORM } from '../orm.ts';
 import { DEFAULT_MAX_DELETE_PERCENT, formatReconcileReport, reconcile } from '../sync/reconcile.ts';
 import { createProgress } from './progress.ts';
-import { exitWithUsage, runOrExit } from './run.ts';
+import { parseCommandLine, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run reconcile -- [--apply [--max-delete-percent N]] [--show-emails]
   Compares the users table with Clerk's Backend API (CLERK_SECRET_KEY, CLERK_API_URL).
@@ -15,15 +14,11 @@ const USAGE = `usage: npm run reconcile -- [--apply [--max-delete-percent N]] [-
   --show-emails           include the differing email addresses in the report`;
 
 await runOrExit(async () => {
-  const { values } = parseArgs({
-    options: {
-      apply: { type: 'boolean' },
-      'max-delete-percent': { type: 'string' },
-      'show-emails': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const { values } = parseCommandLine(USAGE, {
+    apply: { type: 'boolean' },
+    'max-delete-percent': { type: 'string' },
+    'show-emails': { type: 'boolean' },
   });
-  if (values.help) exitWithUsage(USAGE);
   const maxDeletePercent = Number(values['max-delete-percent'] ?? DEFAULT_MAX_DELETE_PERCENT);
   if (!(maxDeletePercent >= 0 && maxDeletePercent <= 100))
     exitWithError('--max-delete-percent must be a number from 0 to 100');

@@ -1,3 +1,4 @@
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { exitWithError } from '../config.ts';
 import { ConfigError, DatabaseUnavailableError } from '../errors.ts';
 
@@ -17,8 +18,29 @@ export async function runOrExit(main: () => Promise<void>): Promise<void> {
   }
 }
 
+/**
+ * A command's options and arguments, with --help (-h) added: it prints `usage` and ends the
+ * command successfully. A command that takes `arguments` ends with its usage when given none.
+ */
+export function parseCommandLine<const Options extends ParseArgsOptionsConfig>(
+  usage: string,
+  options: Options,
+  { takesArguments = false } = {},
+) {
+  const { values, positionals } = parseArgs<{
+    options: Options & { help: { type: 'boolean'; short: 'h' } };
+    allowPositionals: boolean;
+  }>({
+    allowPositionals: takesArguments,
+    options: { ...options, help: { type: 'boolean', short: 'h' } },
+  });
+  if ((values as { help?: boolean }).help) exitWithUsage(usage);
+  if (takesArguments && positionals.length === 0) exitWithError(usage);
+  return { values, positionals };
+}
+
 /** Prints a command's usage on request (--help) and ends it successfully. */
-export function exitWithUsage(usage: string): never {
+function exitWithUsage(usage: string): never {
   process.stdout.write(`${usage}\n`);
   process.exit(0);
 }

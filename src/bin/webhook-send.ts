@@ -1,9 +1,8 @@
-import { parseArgs } from 'node:util';
 import { Webhook } from 'svix';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../clerk/sample-events.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { resolveSigningSecrets } from '../webhooks/signing-secrets.ts';
-import { exitWithUsage, runOrExit } from './run.ts';
+import { parseCommandLine, runOrExit } from './run.ts';
 
 const USAGE = `usage: npm run webhook:send -- <user.created|user.updated|user.deleted> [options]
   --id <user_…>        Clerk user id (default: a new random one)
@@ -15,21 +14,19 @@ const USAGE = `usage: npm run webhook:send -- <user.created|user.updated|user.de
 
 /** Signs a realistic Clerk event with the configured (or development) secret and posts it to the receiver. */
 await runOrExit(async () => {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
+  const { values, positionals } = parseCommandLine(
+    USAGE,
+    {
       id: { type: 'string' },
       email: { type: 'string' },
       'no-email': { type: 'boolean' },
       timezone: { type: 'string' },
       'updated-at': { type: 'string' },
       url: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
+    { takesArguments: true },
+  );
   const type = positionals[0];
-  if (values.help) exitWithUsage(USAGE);
-  if (!type) exitWithError(USAGE);
   const config = loadConfigOrExit();
   const id = values.id ?? clerkId('user');
   let event: object;
