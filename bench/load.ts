@@ -89,6 +89,8 @@ export async function saturate(
 export interface SteadyResult {
   sent: number;
   accepted: number;
+  /** Deliveries not accepted, by status code or connection error. */
+  refused: Record<string, number>;
   /** The rate actually achieved: deliveries sent over the time it took to send them. */
   ratePerSecond: number;
   httpP50Ms: number;
@@ -110,6 +112,10 @@ export async function sendSteadily(
   const intervalMs = 1_000 / options.ratePerSecond;
   const latencies: number[] = [];
   let accepted = 0;
+  const refused: Record<string, number> = {};
+  const refuse = (reason: string) => {
+    refused[reason] = (refused[reason] ?? 0) + 1;
+  };
 
   // node:http with keep-alive costs the sender a fraction of fetch's CPU, which on a shared
   // 2-core machine is CPU the services under test would otherwise lose.
@@ -138,9 +144,9 @@ export async function sendSteadily(
       if (status >= 200 && status < 300) {
         accepted++;
         latencies.push(performance.now() - sentAt);
-      }
-    } catch {
-      // counted as not accepted
+      } else refuse(String(status));
+    } catch (error) {
+      refuse((error as NodeJS.ErrnoException).code ?? String(error));
     }
   };
 
@@ -158,6 +164,7 @@ export async function sendSteadily(
   return {
     sent: total,
     accepted,
+    refused,
     ratePerSecond: total > 1 ? (total - 1) / (sendingMs / 1_000) : total,
     httpP50Ms: percentile(latencies, 50),
     httpP99Ms: percentile(latencies, 99),

@@ -260,7 +260,8 @@ function latencyCheck(latency: LatencyResult, ratePerSecond: number): Check {
       latency.rows === latency.acceptedInAll &&
       latency.failed === 0,
     detail:
-      `${sender.sent} sent at ${sender.ratePerSecond.toFixed(1)}/s, ${sender.accepted} accepted, ` +
+      `${sender.sent} sent at ${sender.ratePerSecond.toFixed(1)}/s, ${sender.accepted} accepted ` +
+      `(refused: ${JSON.stringify(sender.refused)}), ` +
       `${latency.measured} measured; ${latency.rows} users for ${latency.acceptedInAll} ` +
       `accepted with the warm-up; ${latency.failed} failed`,
   };

@@ -121,8 +121,17 @@ describe('a real Prometheus scraping a real receiver and worker', () => {
       60_000,
       `${BACKLOG_ALERT} resolved`,
     );
-    const [oldestAfter] = await prometheus.query('max(clerk_sync_queue_oldest_waiting_seconds)');
-    expect(Number(oldestAfter?.value[1])).toBe(0);
+    // The alert resolves below its threshold; a scrape after the drain sees nothing waiting.
+    await waitFor(
+      async () => {
+        const [oldestAfter] = await prometheus.query(
+          'max(clerk_sync_queue_oldest_waiting_seconds)',
+        );
+        return Number(oldestAfter?.value[1]) === 0;
+      },
+      30_000,
+      'Prometheus to see no job waiting',
+    );
     await expectExactlyStored(stack.db, users);
   });
 });
