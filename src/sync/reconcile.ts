@@ -140,8 +140,9 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     report.applied = {};
     for (let start = 0; start < changes.length; start += PAGE_SIZE) {
       for (const outcome of await applyUserChanges(
-        options.em.fork(),
+        options.em,
         changes.slice(start, start + PAGE_SIZE),
+        { bulk: true },
       )) {
         report.applied[outcome] = (report.applied[outcome] ?? 0) + 1;
       }
