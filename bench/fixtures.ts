@@ -171,6 +171,15 @@ export function startWorker(
   );
 }
 
+/** A fresh database and queue with a receiver and a worker (default settings) on them. */
+export async function startReceiverAndWorker(scope: Scope) {
+  const database = await freshDatabase(scope);
+  const queue = freshQueue(scope);
+  const receiver = await startReceiver(scope, database, queue);
+  const worker = await startWorker(scope, database, queue);
+  return { database, queue, receiver, worker, url: baseUrl(receiver) };
+}
+
 export function startBaseline(
   scope: Scope,
   baseline: 'verify-only' | 'verify-add' | 'inline-upsert',

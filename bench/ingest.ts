@@ -7,7 +7,6 @@ import {
   freshQueue,
   harnessRedis,
   Scope,
-  SECRET,
   startBaseline,
   startReceiver,
 } from './fixtures.ts';
@@ -95,7 +94,7 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     });
     const load = async (target: IngestTarget, seconds: number) => {
       const before = await cpuNow(target);
-      const result = await saturate(baseUrl(services[target]), SECRET, {
+      const result = await saturate(baseUrl(services[target]), {
         connections: options.connections,
         seconds,
       });

@@ -8,16 +8,7 @@ import {
   redisCpuMicros,
 } from './cpu.ts';
 import { waitUntilDrained } from './drain.ts';
-import {
-  baseUrl,
-  freshDatabase,
-  freshQueue,
-  harnessRedis,
-  Scope,
-  SECRET,
-  startReceiver,
-  startWorker,
-} from './fixtures.ts';
+import { harnessRedis, Scope, startReceiverAndWorker } from './fixtures.ts';
 import { type SteadyResult, sendSteadily } from './load.ts';
 import { percentile } from './stats.ts';
 
@@ -68,13 +59,9 @@ export interface LatencyResult {
  */
 export function measureLatency(options: LatencyOptions): Promise<LatencyResult> {
   return Scope.run(async (scope) => {
-    const database = await freshDatabase(scope);
-    const queue = freshQueue(scope);
-    const receiver = await startReceiver(scope, database, queue);
-    const worker = await startWorker(scope, database, queue);
-    const url = baseUrl(receiver);
+    const { database, queue, receiver, worker, url } = await startReceiverAndWorker(scope);
 
-    const warmup = await sendSteadily(url, SECRET, {
+    const warmup = await sendSteadily(url, {
       ratePerSecond: options.ratePerSecond,
       seconds: options.warmupSeconds,
     });
@@ -89,7 +76,7 @@ export function measureLatency(options: LatencyOptions): Promise<LatencyResult> 
       postgres: await postgresCpuMicros(),
     });
     const cpuBefore = await readCpu();
-    const sender = await sendSteadily(url, SECRET, {
+    const sender = await sendSteadily(url, {
       ratePerSecond: options.ratePerSecond,
       seconds: options.seconds,
     });

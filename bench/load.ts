@@ -5,6 +5,7 @@ import autocannon from 'autocannon';
 import { Webhook } from 'svix';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { newSvixId } from '../test/support/svix.ts';
+import { SECRET } from './fixtures.ts';
 import { percentile } from './stats.ts';
 
 export const WEBHOOK_PATH = '/webhooks/clerk';
@@ -36,6 +37,9 @@ export function createSigner(secret: string): (body: string) => SignedHeaders {
   return sign;
 }
 
+/** Every delivery the bench sends is signed with the services' one secret. */
+const sign = createSigner(SECRET);
+
 /** A Clerk user.created for a user never seen before, as its JSON body. */
 function newUserBody(): string {
   return JSON.stringify(sampleUserEvent('user.created'));
@@ -57,10 +61,8 @@ export interface LoadResult {
 /** As many deliveries as `connections` keep-alive connections can push for `seconds`. */
 export async function saturate(
   baseUrl: string,
-  secret: string,
   options: { connections: number; seconds: number },
 ): Promise<LoadResult> {
-  const sign = createSigner(secret);
   const result = await autocannon({
     url: `${baseUrl}${WEBHOOK_PATH}`,
     connections: options.connections,
@@ -104,10 +106,8 @@ export interface SteadyResult {
  */
 export async function sendSteadily(
   baseUrl: string,
-  secret: string,
   options: { ratePerSecond: number; seconds: number },
 ): Promise<SteadyResult> {
-  const sign = createSigner(secret);
   const total = Math.round(options.ratePerSecond * options.seconds);
   const intervalMs = 1_000 / options.ratePerSecond;
   const latencies: number[] = [];

@@ -136,20 +136,8 @@ export function tableRows(m: Measurements): Row[] {
       pgbench,
       oneWorkerUnbatched.eventsPerSecond / m.pgbench.tps,
     ),
-    limitRow(
-      `receipt-to-row p99 at ${m.latencyRatePerSecond}/s`,
-      m.latency.p99Ms,
-      `${ms(m.latency.p99Ms)} (p50 ${ms(m.latency.p50Ms)}, max ${ms(m.latency.maxMs)}); CPU ${Math.round(m.latency.machineBusyPercent)}% busy`,
-      TARGETS.receiptToRowP99Ms,
-      'ms',
-    ),
-    limitRow(
-      `receipt-to-row p99 at ${m.quietLatencyRatePerSecond}/s`,
-      m.quietLatency.p99Ms,
-      `${ms(m.quietLatency.p99Ms)} (p50 ${ms(m.quietLatency.p50Ms)}, max ${ms(m.quietLatency.maxMs)}); CPU ${Math.round(m.quietLatency.machineBusyPercent)}% busy`,
-      TARGETS.quietReceiptToRowP99Ms,
-      'ms',
-    ),
+    latencyRow(m.latency, m.latencyRatePerSecond, TARGETS.receiptToRowP99Ms),
+    latencyRow(m.quietLatency, m.quietLatencyRatePerSecond, TARGETS.quietReceiptToRowP99Ms),
     limitRow(
       'lone change: worker CPU',
       Math.max(...Object.values(m.loneChange.cpuMicros)),
@@ -247,6 +235,12 @@ export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = 
     latencyCheck(m.latency, m.latencyRatePerSecond),
     latencyCheck(m.quietLatency, m.quietLatencyRatePerSecond),
   ];
+}
+
+function latencyRow(latency: LatencyResult, ratePerSecond: number, maximumMs: number): Row {
+  const { p99Ms, p50Ms, maxMs, machineBusyPercent } = latency;
+  const shown = `${ms(p99Ms)} (p50 ${ms(p50Ms)}, max ${ms(maxMs)}); CPU ${Math.round(machineBusyPercent)}% busy`;
+  return limitRow(`receipt-to-row p99 at ${ratePerSecond}/s`, p99Ms, shown, maximumMs, 'ms');
 }
 
 function latencyCheck(latency: LatencyResult, ratePerSecond: number): Check {

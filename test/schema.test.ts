@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS_PATH, ormOptions, type Services } from '../src/orm.ts';
-import { PROJECT_ROOT, runCommand, runNpmScript } from './support/cli.ts';
-import { sql, type TestDatabase } from './support/database.ts';
+import { ormOptions, type Services } from '../src/orm.ts';
+import { runCommand, runNpmScript } from './support/cli.ts';
+import { migrationNames, sql, type TestDatabase } from './support/database.ts';
 import { useTestDatabase } from './support/hooks.ts';
 
 const CLI_TIMEOUT_MS = 120_000;
@@ -140,14 +140,6 @@ async function tableExists(services: Services, table: string): Promise<boolean> 
 async function hasExtension(services: Services, name: string): Promise<boolean> {
   const rows = await sql(services, 'select 1 from pg_extension where extname = ?', [name]);
   return rows.length === 1;
-}
-
-async function migrationNames(): Promise<string[]> {
-  const files = await readdir(join(PROJECT_ROOT, MIGRATIONS_PATH));
-  return files
-    .filter((file) => /^Migration\d+.*\.ts$/.test(file))
-    .map((file) => file.replace(/\.ts$/, ''))
-    .sort();
 }
 
 const npmRun = (script: string, db: TestDatabase, ...args: string[]) =>

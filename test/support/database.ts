@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger } from '../../src/logger.ts';
-import { initORM, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
+import { initORM, MIGRATIONS_PATH, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
+import { PROJECT_ROOT } from './cli.ts';
 
 export const SERVER_URL =
   process.env.TEST_DATABASE_SERVER_URL ?? 'postgresql://postgres@127.0.0.1:5432';
@@ -103,4 +106,13 @@ export async function holdUserLock(
       await transaction;
     },
   };
+}
+
+/** The project's migrations, by name, oldest first. */
+export async function migrationNames(): Promise<string[]> {
+  const files = await readdir(join(PROJECT_ROOT, MIGRATIONS_PATH));
+  return files
+    .filter((file) => /^Migration\d+.*\.ts$/.test(file))
+    .map((file) => file.replace(/\.ts$/, ''))
+    .sort();
 }
