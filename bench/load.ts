@@ -18,7 +18,7 @@ type SignedHeaders = Record<string, string>;
  * matters when the load generator shares two cores with the server; the first signature is
  * checked with svix's own verify, so a mismatch stops the run instead of measuring 401s.
  */
-export function createSigner(secret: string): (body: string) => SignedHeaders {
+function createSigner(secret: string): (body: string) => SignedHeaders {
   const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
   const sign = (body: string): SignedHeaders => {
     const svixId = newSvixId();

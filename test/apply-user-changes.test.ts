@@ -149,7 +149,7 @@ describe('applyUserChanges', () => {
   });
 
   it.each([
-    ['the unit of work', {}],
+    ['the unit of work', { bulk: false }],
     ['bulk writes', { bulk: true }],
   ])(
     'applies a mixed batch in input order and stores exactly the right rows, through %s',

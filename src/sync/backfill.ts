@@ -79,7 +79,7 @@ async function writePage(
 ) {
   if (dryRun) return applyUserChanges(em, changes, { dryRun });
   return em.fork().transactional(async (tx) => {
-    const outcomes = await applyUserChanges(tx, changes, { bulk: true });
+    const outcomes = await applyUserChanges(tx, changes);
     await tx.upsert(SyncCheckpoint, {
       name: BACKFILL_CHECKPOINT,
       nextOffset,

@@ -6,7 +6,6 @@ import { User } from '../entities/index.ts';
 import {
   applyUserChanges,
   type ChangeOutcome,
-  findTombstones,
   type UserChange,
 } from '../users/apply-user-changes.ts';
 import {
@@ -16,6 +15,7 @@ import {
   clerkUserSchema,
   trimClerkUser,
 } from '../users/clerk-user.ts';
+import { lockAndRead } from '../users/lock-and-read.ts';
 import type { Progress } from './progress.ts';
 
 const LOCAL_BATCH = 5_000;
@@ -142,7 +142,6 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
       for (const outcome of await applyUserChanges(
         options.em,
         changes.slice(start, start + PAGE_SIZE),
-        { bulk: true },
       )) {
         report.applied[outcome] = (report.applied[outcome] ?? 0) + 1;
       }
@@ -206,7 +205,9 @@ async function* localUsers(em: EntityManager) {
 async function tombstoned(em: EntityManager, ids: string[]): Promise<Set<string>> {
   const found = new Set<string>();
   for (let start = 0; start < ids.length; start += LOCAL_BATCH) {
-    for (const id of await findTombstones(em, ids.slice(start, start + LOCAL_BATCH))) found.add(id);
+    for (const user of await lockAndRead(em, ids.slice(start, start + LOCAL_BATCH), null)) {
+      if (user.tombstoned) found.add(user.clerkUserId);
+    }
   }
   return found;
 }

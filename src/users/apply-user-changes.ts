@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from '@mikro-orm/postgresql';
+import type { EntityManager, RequiredEntityData } from '@mikro-orm/postgresql';
 import { DeletedClerkUser, defaultPreferences, User, UserPreferences } from '../entities/index.ts';
 import { chooseEmail, chooseTimezone } from './clerk-user.ts';
-import { lockAndRead } from './lock-and-read.ts';
+import { type LockedUser, lockAndRead, type StoredUser } from './lock-and-read.ts';
 import { clerkUserIdOf, type UserChange } from './user-change.ts';
 
+export type { StoredUser } from './lock-and-read.ts';
 export type { UserChange } from './user-change.ts';
 
 export type ChangeOutcome =
@@ -23,13 +24,6 @@ export type ChangeOutcome =
   | 'deleted'
   /** a deletion of a user that was never stored */
   | 'absent';
-
-/** What the rules need to know of a stored user. */
-export interface StoredUser {
-  email: string;
-  timezone: string | null | undefined;
-  clerkUpdatedAt: Date | null | undefined;
-}
 
 /**
  * The order-safety rule, on its own: an event older than what is stored never overwrites it;
@@ -56,8 +50,9 @@ export interface ApplyOptions {
   timeoutMs?: number;
   /**
    * Write through MikroORM's bulk inserts and one upsert statement instead of the unit of work:
-   * for the sync commands' pages of hundreds of users, where building and tracking an entity
-   * per row costs more than the rows themselves. The same rules decide, under the same locks.
+   * for batches and pages of hundreds of users, where building and tracking an entity per row
+   * costs more than the rows themselves. The same rules decide, under the same locks. By
+   * default a lone change goes through the unit of work and more than one in bulk.
    */
   bulk?: boolean;
 }
@@ -80,40 +75,46 @@ export async function applyUserChanges(
   options: ApplyOptions = {},
 ): Promise<ChangeOutcome[]> {
   const ids = [...new Set(changes.map(clerkUserIdOf))];
-  if (options.dryRun) return decide(await lockAndRead(em, ids, null), changes).outcomes;
+  if (options.dryRun) return decide(toStates(await lockAndRead(em, ids, null)), changes);
+  const write = (options.bulk ?? changes.length > 1) ? writeInBulk : writeThroughUnitOfWork;
   const run = async (tx: EntityManager) => {
-    const stored = await lockAndRead(tx, ids, options.timeoutMs ?? TRANSACTION_TIMEOUT_MS);
-    const { outcomes, users } = decide(stored, changes);
-    await (options.bulk ? writeInBulk : writeThroughUnitOfWork)(tx, users.values());
+    const users = toStates(await lockAndRead(tx, ids, options.timeoutMs ?? TRANSACTION_TIMEOUT_MS));
+    const outcomes = decide(users, changes);
+    await write(tx, users.values());
     return outcomes;
   };
   return em.isInTransaction() ? run(em) : em.transactional(run);
 }
 
 /** One Clerk id as read under its lock, and as the batch's changes leave it. */
-export interface UserState {
-  clerkUserId: string;
-  /** The stored row's key, if there is a stored row. */
-  storedId: string | undefined;
-  stored: StoredUser | undefined;
+interface UserState extends LockedUser {
   /** The user after the changes decided so far; undefined when there is none (or no longer). */
   current: StoredUser | undefined;
-  hasPreferences: boolean;
   /** The timezone of the default preferences to write, when the user needs them. */
   preferencesTimezone: string | undefined;
-  tombstoned: boolean;
   tombstoneToWrite: boolean;
+}
+
+function toStates(locked: LockedUser[]): Map<string, UserState> {
+  return new Map(
+    locked.map((user) => [
+      user.clerkUserId,
+      {
+        ...user,
+        current: user.stored && { ...user.stored },
+        preferencesTimezone: undefined,
+        tombstoneToWrite: false,
+      },
+    ]),
+  );
 }
 
 /**
  * The rules, change by change in input order, each judged against what the changes before it
- * in the batch left: the outcome of each, and the state of every user at the end.
+ * in the batch left: the outcome of each. `users` is left as the batch leaves them.
  */
-function decide(
-  users: Map<string, UserState>,
-  changes: readonly UserChange[],
-): { outcomes: ChangeOutcome[]; users: Map<string, UserState> } {
-  const outcomes = changes.map((change): ChangeOutcome => {
+function decide(users: Map<string, UserState>, changes: readonly UserChange[]): ChangeOutcome[] {
+  return changes.map((change): ChangeOutcome => {
     const state = users.get(clerkUserIdOf(change)) as UserState;
     if (change.kind === 'delete') {
       if (!state.tombstoned) state.tombstoneToWrite = true;
@@ -145,7 +146,6 @@ function decide(
     if (!state.hasPreferences) state.preferencesTimezone ??= incoming.timezone;
     return outcome;
   });
-  return { outcomes, users };
 }
 
 /** What one user's changes come to, written as the smallest set of rows. */
@@ -160,7 +160,7 @@ function changedFields(state: UserState): Partial<StoredUser> {
   return fields;
 }
 
-/** A lone webhook or a batch of them: every row through MikroORM's unit of work, flushed on commit. */
+/** Every row through MikroORM's unit of work, flushed on commit. */
 async function writeThroughUnitOfWork(tx: EntityManager, users: Iterable<UserState>) {
   for (const state of users) {
     const { clerkUserId, storedId, current } = state;
@@ -185,10 +185,10 @@ async function writeThroughUnitOfWork(tx: EntityManager, users: Iterable<UserSta
  * New users get their key here, so their preferences need no round trip for it.
  */
 async function writeInBulk(tx: EntityManager, users: Iterable<UserState>) {
-  const created: Record<string, unknown>[] = [];
-  const updated: Record<string, unknown>[] = [];
-  const preferences: Record<string, unknown>[] = [];
-  const tombstones: { clerkUserId: string }[] = [];
+  const created: RequiredEntityData<User>[] = [];
+  const updated: RequiredEntityData<User>[] = [];
+  const preferences: RequiredEntityData<UserPreferences>[] = [];
+  const tombstones: RequiredEntityData<DeletedClerkUser>[] = [];
   const deleted: string[] = [];
   const now = new Date();
   for (const state of users) {
@@ -205,31 +205,15 @@ async function writeInBulk(tx: EntityManager, users: Iterable<UserState>) {
   }
   if (tombstones.length > 0) await tx.insertMany(DeletedClerkUser, tombstones);
   if (deleted.length > 0) await tx.nativeDelete(User, { id: { $in: deleted } });
-  if (created.length > 0) await tx.insertMany(User, created as never);
+  if (created.length > 0) await tx.insertMany(User, created);
   if (updated.length > 0)
     await tx
       .createQueryBuilder(User)
-      .insert(updated as never)
+      .insert(updated)
       .onConflict('id')
       .merge(['email', 'timezone', 'clerkUpdatedAt', 'updatedAt'])
       .execute();
-  if (preferences.length > 0) await tx.insertMany(UserPreferences, preferences as never);
-}
-
-/**
- * Which of these Clerk ids were deleted (by a user.deleted or reconcile). A plain query: it runs for every batch, and MikroORM's
- * find, which also builds and registers entities, costs several times as much CPU.
- */
-export async function findTombstones(
-  em: EntityManager,
-  clerkUserIds: string[],
-): Promise<Set<string>> {
-  if (clerkUserIds.length === 0) return new Set();
-  const rows = await em.execute<{ clerk_user_id: string }[]>(
-    'select clerk_user_id from deleted_clerk_users where clerk_user_id in (?)',
-    [clerkUserIds],
-  );
-  return new Set(rows.map((row) => row.clerk_user_id));
+  if (preferences.length > 0) await tx.insertMany(UserPreferences, preferences);
 }
 
 /** A transaction of a few hundred users commits in well under a second. */

@@ -1,6 +1,8 @@
 import { Routine } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { UserState } from './apply-user-changes.ts';
+
+const LOCKED_ROW =
+  'clerk_user_id text, user_id uuid, email text, timezone text, clerk_updated_ms double precision, has_preferences boolean, deleted boolean';
 
 /**
  * The function behind lockAndRead, declared to MikroORM so that its schema diff knows it (a
@@ -9,11 +11,8 @@ import type { UserState } from './apply-user-changes.ts';
  * holding them committed; each query in a volatile function takes a snapshot of its own. It
  * also sets the transaction's own timeouts: set_config(..., true) lasts until the transaction
  * ends, which a transaction pooler allows, where a session-level SET is not. With a null
- * timeout nothing is locked (a dry run).
+ * timeout nothing is locked: a plain read.
  */
-const LOCKED_ROW =
-  'clerk_user_id text, user_id uuid, email text, timezone text, clerk_updated_ms double precision, has_preferences boolean, deleted boolean';
-
 export const lockAndReadClerkUsers = new Routine({
   name: 'lock_and_read_clerk_users',
   type: 'function',
@@ -58,44 +57,51 @@ interface LockedRow {
   deleted: boolean;
 }
 
+/** What the rules need to know of a stored user. */
+export interface StoredUser {
+  email: string;
+  timezone: string | null | undefined;
+  clerkUpdatedAt: Date | null | undefined;
+}
+
+/** What is stored of one Clerk id. */
+export interface LockedUser {
+  clerkUserId: string;
+  /** The stored user's key and what the rules read of it, if there is a stored user. */
+  storedId: string | undefined;
+  stored: StoredUser | undefined;
+  hasPreferences: boolean;
+  /** Deleted earlier (by a user.deleted or reconcile). */
+  tombstoned: boolean;
+}
+
 /**
  * Takes the transaction-scoped advisory locks on these Clerk ids, in one fixed order, and reads
- * each one's stored user and tombstone, in one round trip. A user.deleted and a late
- * user.created for the same user, or fifty copies of one event, then never interleave between
- * "read what is stored" and "write". A null timeout locks nothing.
+ * what is stored of each, in one round trip. A user.deleted and a late user.created for the
+ * same user, or fifty copies of one event, then never interleave between "read what is stored"
+ * and "write". A null timeout locks nothing: a plain read.
  */
 export async function lockAndRead(
   em: EntityManager,
   clerkUserIds: readonly string[],
   timeoutMs: number | null,
-): Promise<Map<string, UserState>> {
-  const rows =
-    clerkUserIds.length === 0
-      ? []
-      : await em.execute<LockedRow[]>(
-          `select * from ${lockAndReadClerkUsers.name}(array[?]::text[], ?)`,
-          [clerkUserIds, timeoutMs],
-        );
-  return new Map(
-    rows.map((row) => {
-      const stored = row.user_id
-        ? {
-            email: row.email as string,
-            timezone: row.timezone,
-            clerkUpdatedAt: row.clerk_updated_ms === null ? null : new Date(row.clerk_updated_ms),
-          }
-        : undefined;
-      const state: UserState = {
-        clerkUserId: row.clerk_user_id,
-        storedId: row.user_id ?? undefined,
-        stored,
-        current: stored && { ...stored },
-        hasPreferences: row.has_preferences,
-        preferencesTimezone: undefined,
-        tombstoned: row.deleted,
-        tombstoneToWrite: false,
-      };
-      return [row.clerk_user_id, state];
-    }),
+): Promise<LockedUser[]> {
+  if (clerkUserIds.length === 0) return [];
+  const rows = await em.execute<LockedRow[]>(
+    `select * from ${lockAndReadClerkUsers.name}(array[?]::text[], ?)`,
+    [clerkUserIds, timeoutMs],
   );
+  return rows.map((row) => ({
+    clerkUserId: row.clerk_user_id,
+    storedId: row.user_id ?? undefined,
+    stored: row.user_id
+      ? {
+          email: row.email as string,
+          timezone: row.timezone,
+          clerkUpdatedAt: row.clerk_updated_ms === null ? null : new Date(row.clerk_updated_ms),
+        }
+      : undefined,
+    hasPreferences: row.has_preferences,
+    tombstoned: row.deleted,
+  }));
 }

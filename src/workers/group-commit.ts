@@ -32,7 +32,7 @@ interface Pending {
 }
 
 /**
- * Commits the changes of many concurrent jobs together: one unit of work, one transaction, one
+ * Commits the changes of many concurrent jobs together: one transaction, one
  * round of locks and inserts for a whole batch, instead of one each. Every job still gets its
  * own outcome. Batches size themselves: one commits at a time, and the changes that arrive
  * meanwhile make up the next, so a quiet worker commits each change at once and a busy one
@@ -105,7 +105,6 @@ export class GroupCommit {
   #apply(changes: UserChange[]): Promise<ChangeOutcome[]> {
     return withTimeout(
       applyUserChanges(this.#options.em, changes, {
-        bulk: changes.length > 1,
         timeoutMs: this.#options.commitTimeoutMs,
       }),
       this.#options.commitTimeoutMs,
