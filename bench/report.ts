@@ -344,7 +344,7 @@ export function formatCpuPerDelivery(ingest: IngestResult): string {
 /**
  * Where the backfill's CPU goes, per user: its own, the stand-in API's and PostgreSQL's, in the
  * dry run and the import; with the ceiling those set on this machine even if the writes cost
- * the command nothing.
+ * the command nothing, and the bound the import's own CPU sets even with every core kept busy.
  */
 export function formatBackfillCpu(backfill: BackfillBenchResult): string {
   const run = (label: string, figures: BackfillBenchResult['dryRun']['cpuMicrosPerUser']) => {
@@ -359,11 +359,14 @@ export function formatBackfillCpu(backfill: BackfillBenchResult): string {
   const { dryRun, firstRun } = backfill;
   const postgres = firstRun.cpuMicrosPerUser.postgres;
   const reading = dryRun.cpuMicrosPerUser.backfill + dryRun.cpuMicrosPerUser.api;
+  const imported = Object.values(firstRun.cpuMicrosPerUser).reduce((sum, micros) => sum + micros);
+  const allCoresBusy = (cpus().length * 1e6) / imported;
   return [
     'backfill CPU per user, µs:',
     run('dry run', dryRun.cpuMicrosPerUser),
     run('import', firstRun.cpuMicrosPerUser),
     `  ceiling with writes free: ${cpus().length} cores ÷ (reading ${Math.round(reading)} + PostgreSQL ${Math.round(postgres)}) = ${perSecond(backfill.ceilingUsersPerSecond)}`,
+    `  the import's own bound, every core busy: ${cpus().length} cores ÷ ${Math.round(imported)} = ${perSecond(allCoresBusy)} (${(allCoresBusy / backfill.ceilingUsersPerSecond).toFixed(2)}× the ceiling; the import reached ${(firstRun.usersPerSecond / allCoresBusy).toFixed(2)}× of it)`,
   ].join('\n');
 }
 

@@ -15,7 +15,13 @@ import { applyUserChanges, type UserChange } from '../src/users/apply-user-chang
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
 import { runCommand, runNpmScript } from './support/cli.ts';
 import { testConfig } from './support/config.ts';
-import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import {
+  countRows,
+  createTestDatabase,
+  holdTransaction,
+  sql,
+  type TestDatabase,
+} from './support/database.ts';
 import {
   type FakeClerkApi,
   type FakeUser,
@@ -24,6 +30,7 @@ import {
   startFakeClerkApi,
   userJson,
 } from './support/fake-clerk-api.ts';
+import { waitFor } from './support/wait.ts';
 
 /** Five pages, the last one short. */
 const USER_COUNT = 2_345;
@@ -155,6 +162,44 @@ async function backfill(api: FakeClerkApi, options: Partial<BackfillOptions> = {
     ...options,
   });
   return { result, ...record };
+}
+
+/**
+ * A backfill whose first page, written, waits to store its checkpoint on a row another
+ * transaction holds; returned once that page waits and the second page has written its rows
+ * and waits, in its open transaction, for the first to commit.
+ */
+async function startWithFirstPageBlocked(api: FakeClerkApi) {
+  await sql(
+    db,
+    `insert into sync_checkpoints (name, next_offset, updated_at) values ('backfill', 0, now())`,
+  );
+  const lock = await holdTransaction(db, (tx) =>
+    tx.execute(`select 1 from sync_checkpoints where name = 'backfill' for update`),
+  );
+  const run = backfill(api);
+  run.catch(() => undefined);
+  const waiting = waitFor(
+    async () => {
+      const [row] = await sql<{ written: number; waiting: number }>(
+        db,
+        `select count(*) filter (where a.state = 'idle in transaction'
+                                   and l.relation = 'users'::regclass
+                                   and l.mode = 'RowExclusiveLock')::int as written,
+                count(*) filter (where a.wait_event_type = 'Lock')::int as waiting
+           from pg_stat_activity a left join pg_locks l using (pid)
+          where a.datname = current_database()`,
+      );
+      return row?.written === 1 && row.waiting > 0;
+    },
+    10_000,
+    'the first page waiting on the checkpoint, the second written and waiting to commit',
+  );
+  await waiting.catch(async (error) => {
+    await lock.release();
+    throw error;
+  });
+  return { lock, run };
 }
 
 /** The GET /v1/users requests the fake has answered since `from`, as their query parameters. */
@@ -319,6 +364,37 @@ describe('runBackfill', () => {
         expect(emails.get(clerk.id)).toBe(`webhook.${clerk.id}@example.com`);
     }
     expect(await usersWithDefaultPreferences()).toBe(rows.length);
+  });
+
+  it('writes the next page while the one before waits on a lock, and commits them in order', async () => {
+    const api = await startFake();
+    const blocked = await startWithFirstPageBlocked(api);
+
+    // Nothing is committed yet: neither page, nor a checkpoint past the start.
+    expect(await countRows(db, 'users')).toBe(0);
+    expect(await checkpointOffset()).toBe(0);
+    await blocked.lock.release();
+    const { result, progress } = await blocked.run;
+
+    expect(result.counts).toEqual(counts({ created: STORABLE, no_email: WITHOUT_EMAIL.length }));
+    expect(progress.slice(0, 3)).toEqual(['start 0/2345', '500/2345', '950/2345']);
+    await expectExactRows(api.users);
+  });
+
+  it('rolls back the page written meanwhile when the one before it fails', async () => {
+    const api = await startFake();
+    const blocked = await startWithFirstPageBlocked(api);
+
+    await sql(
+      db,
+      `select pg_cancel_backend(pid) from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`,
+    );
+
+    await expect(blocked.run).rejects.toThrow(/canceling statement/);
+    await blocked.lock.release();
+    expect(await countRows(db, 'users')).toBe(0);
+    expect(await checkpointOffset()).toBe(0);
   });
 
   it('misses no user when users are deleted in Clerk during the run, however many', async () => {

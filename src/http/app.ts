@@ -19,21 +19,9 @@ const QUIET_PATHS = new Set(['/metrics', '/api/v1/health', '/livez', '/readyz'])
 export function createApp(options: AppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(
-    pinoHttp({
-      logger: options.log,
-      autoLogging: {
-        ignore: (request) => QUIET_PATHS.has(request.url ?? ''),
-      },
-      serializers: {
-        req: (request: { method: string; url: string }) => ({
-          method: request.method,
-          url: scrubClientText(request.url),
-        }),
-        res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
-      },
-    }),
-  );
+  // A line per request, at info: below that level pino-http would still build a child logger
+  // for every request and log nothing, so it is left out.
+  if (options.log.isLevelEnabled('info')) app.use(requestLogger(options.log));
   app.use(healthRouter(options.health));
   if (options.metrics) app.get('/metrics', metricsHandler(options.metrics));
   for (const router of options.routers ?? []) app.use(router);
@@ -42,6 +30,22 @@ export function createApp(options: AppOptions): Express {
   });
   app.use(errorHandler(options.log));
   return app;
+}
+
+function requestLogger(log: Logger): express.RequestHandler {
+  return pinoHttp({
+    logger: log,
+    autoLogging: {
+      ignore: (request) => QUIET_PATHS.has(request.url ?? ''),
+    },
+    serializers: {
+      req: (request: { method: string; url: string }) => ({
+        method: request.method,
+        url: scrubClientText(request.url),
+      }),
+      res: (response: { statusCode: number }) => ({ statusCode: response.statusCode }),
+    },
+  });
 }
 
 export function metricsHandler(registry: Registry): express.RequestHandler {

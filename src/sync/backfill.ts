@@ -37,7 +37,8 @@ export interface BackfillOptions {
  * rules: default preferences for new users, nothing older than what is stored, no deleted user
  * brought back. Each page's rows and the checkpoint after it commit together, so an
  * interrupted run resumes at its last committed page (read again: users deleted while it was
- * stopped have shifted the offsets). The next page is fetched while the current one is written.
+ * stopped have shifted the offsets). The page after next is fetched, and the next one written,
+ * while the current one commits.
  */
 export async function runBackfill(options: BackfillOptions): Promise<BackfillResult> {
   const { em, client, progress } = options;
@@ -49,15 +50,29 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillRes
 
   let seen = 0;
   let total: number | undefined;
-  for await (const page of readUserPages(client, resumedFrom - PAGE_SIZE, options.api)) {
-    if (total === undefined) progress?.start(page.totalCount, resumedFrom);
-    total = page.totalCount;
-    const { changes, invalid } = toChanges(page.users);
-    counts.invalid += invalid;
-    const outcomes = await writePage(em, changes, page.end, options.dryRun ?? false);
-    for (const outcome of outcomes) counts[outcome]++;
-    seen += page.users.length;
-    progress?.update(page.end, Math.max(page.totalCount, page.end));
+  let previous: PageWrite = { locked: Promise.resolve(), committed: Promise.resolve([]) };
+  const writing: Promise<void>[] = [];
+  try {
+    for await (const page of readUserPages(client, resumedFrom - PAGE_SIZE, options.api)) {
+      if (total === undefined) progress?.start(page.totalCount, resumedFrom);
+      total = page.totalCount;
+      const { changes, invalid } = toChanges(page.users);
+      counts.invalid += invalid;
+      previous = writePage(em, changes, page.end, options.dryRun ?? false, previous);
+      const counted = previous.committed.then((outcomes) => {
+        for (const outcome of outcomes) counts[outcome]++;
+        seen += page.users.length;
+        progress?.update(page.end, Math.max(page.totalCount, page.end));
+      });
+      // Awaited below; until then a failure must not count as unhandled.
+      counted.catch(() => undefined);
+      writing.push(counted);
+      if (writing.length >= PAGES_IN_FLIGHT) await writing.shift();
+    }
+    for (const counted of writing.splice(0)) await counted;
+  } finally {
+    // A page that failed to arrive leaves the ones before it to commit, as if written one by one.
+    await Promise.allSettled(writing);
   }
   // Only an interrupted run resumes; the next run after a finished one reads every user again.
   if (!options.dryRun) await em.fork().nativeDelete(SyncCheckpoint, { name: BACKFILL_CHECKPOINT });
@@ -71,23 +86,55 @@ export async function runBackfill(options: BackfillOptions): Promise<BackfillRes
   };
 }
 
-async function writePage(
+/** Pages in the works at once: the next page is locked, read and written while the one before commits. */
+const PAGES_IN_FLIGHT = 2;
+
+interface PageWrite {
+  /** Settles once the page holds its users' locks (or has failed). */
+  locked: Promise<void>;
+  /** The page's outcomes, once it has committed. */
+  committed: Promise<ChangeOutcome[]>;
+}
+
+/**
+ * Writes a page in its own transaction while the page before may still be writing. The two
+ * cannot deadlock: this page asks for its locks only once the one before holds all of its own,
+ * so it waits on a user they share, never the other way round. The page commits, with the
+ * checkpoint after it, only after the one before has committed: the checkpoint never passes a
+ * page that is not stored, and a page whose predecessor failed rolls back.
+ */
+function writePage(
   em: EntityManager,
   changes: UserChange[],
   nextOffset: number,
   dryRun: boolean,
-) {
-  if (dryRun) return applyUserChanges(em, changes, { dryRun });
-  return em.fork().transactional(async (tx) => {
-    const outcomes = await applyUserChanges(tx, changes);
-    await tx.upsert(SyncCheckpoint, {
-      name: BACKFILL_CHECKPOINT,
-      nextOffset,
-      updatedAt: new Date(),
-    });
-    return outcomes;
+  previous: PageWrite,
+): PageWrite {
+  if (dryRun) {
+    const committed = previous.committed.then(() => applyUserChanges(em, changes, { dryRun }));
+    return { locked: committed.then(settled, settled), committed };
+  }
+  let onLocked = settled;
+  const locked = new Promise<void>((resolve) => {
+    onLocked = resolve;
   });
+  const committed = previous.locked.then(() =>
+    em.fork().transactional(async (tx) => {
+      const outcomes = await applyUserChanges(tx, changes, { onLocked });
+      await previous.committed;
+      await tx.upsert(SyncCheckpoint, {
+        name: BACKFILL_CHECKPOINT,
+        nextOffset,
+        updatedAt: new Date(),
+      });
+      return outcomes;
+    }),
+  );
+  committed.then(onLocked, onLocked);
+  return { locked, committed };
 }
+
+function settled(): void {}
 
 function toChanges(users: readonly UserJSON[]): { changes: UserChange[]; invalid: number } {
   const changes: UserChange[] = [];

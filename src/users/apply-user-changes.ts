@@ -55,6 +55,8 @@ export interface ApplyOptions {
    * default a lone change goes through the unit of work and more than one in bulk.
    */
   bulk?: boolean;
+  /** Called once every user touched is locked, before anything is written. */
+  onLocked?: () => void;
 }
 
 /**
@@ -79,6 +81,7 @@ export async function applyUserChanges(
   const write = (options.bulk ?? changes.length > 1) ? writeInBulk : writeThroughUnitOfWork;
   const run = async (tx: EntityManager) => {
     const users = toStates(await lockAndRead(tx, ids, options.timeoutMs ?? TRANSACTION_TIMEOUT_MS));
+    options.onLocked?.();
     const outcomes = decide(users, changes);
     await write(tx, users.values());
     return outcomes;

@@ -88,8 +88,8 @@ function scrubError(error: unknown): unknown {
 }
 
 /**
- * The BullMQ worker: event → change → group commit. Each job gets a child logger that carries
- * the delivery's identity (never its personal data). Thrown errors are retried with capped
+ * The BullMQ worker: event → change → group commit. A job's log lines carry the delivery's
+ * identity (never its personal data). Thrown errors are retried with capped
  * exponential backoff; an UnrecoverableError fails the job at once and leaves it in the failed
  * set for inspection and replay.
  */
@@ -107,7 +107,8 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
   const processor = async (job: Job<WebhookJobData>): Promise<JobResult> => {
     const { svixId, event } = job.data;
     const clerkUserId = typeof event.data?.id === 'string' ? event.data.id : undefined;
-    const jobLog = log.child({ svixId, jobId: job.id, eventType: event.type, clerkUserId });
+    // Built only for a line that is written: a child logger serializes its fields at once.
+    const jobLog = () => log.child({ svixId, jobId: job.id, eventType: event.type, clerkUserId });
     const stopTimer = metrics.duration.startTimer({ type: event.type });
     try {
       const change = changeOf(event);
@@ -119,12 +120,13 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       if (result.outcome === 'skipped') {
         metrics.skipped.inc({ type: event.type, reason: result.reason });
       }
-      jobLog.info({ ...result, attempt: job.attemptsMade + 1 }, 'event processed');
+      if (log.isLevelEnabled('info'))
+        jobLog().info({ ...result, attempt: job.attemptsMade + 1 }, 'event processed');
       return result;
     } catch (error) {
       const permanent = error instanceof UnrecoverableError;
       const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-      jobLog[willRetry ? 'warn' : 'error'](
+      jobLog()[willRetry ? 'warn' : 'error'](
         { err: error, attempt: job.attemptsMade + 1, willRetry },
         permanent ? 'event cannot be processed; job failed for good' : 'event processing failed',
       );

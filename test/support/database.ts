@@ -84,22 +84,32 @@ export async function openPoolConnections(services: Services, count = 10): Promi
  * its own until released; `inside` runs in that transaction once the lock is held, and what it
  * writes commits on release.
  */
-export async function holdUserLock(
+export function holdUserLock(
   services: Services,
   clerkUserId: string,
   inside: (tx: EntityManager) => Promise<unknown> = async () => undefined,
 ): Promise<{ release(): Promise<void> }> {
-  const { promise: held, resolve: release } = Promise.withResolvers<void>();
-  const { promise: locked, resolve: isLocked, reject: failed } = Promise.withResolvers<void>();
-  const transaction = services.em.fork().transactional(async (tx) => {
+  return holdTransaction(services, async (tx) => {
     await tx.execute('select pg_advisory_xact_lock(hashtextextended(?, 0))', [clerkUserId]);
     await inside(tx);
+  });
+}
+
+/** Runs `inside` in a transaction that stays open, with whatever it locked, until released. */
+export async function holdTransaction(
+  services: Services,
+  inside: (tx: EntityManager) => Promise<unknown>,
+): Promise<{ release(): Promise<void> }> {
+  const { promise: held, resolve: release } = Promise.withResolvers<void>();
+  const { promise: started, resolve: isStarted, reject: failed } = Promise.withResolvers<void>();
+  const transaction = services.em.fork().transactional(async (tx) => {
+    await inside(tx);
     await tx.flush();
-    isLocked();
+    isStarted();
     await held;
   });
   transaction.catch(failed);
-  await locked;
+  await started;
   return {
     release: async () => {
       release();
