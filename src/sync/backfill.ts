@@ -111,13 +111,12 @@ function writePage(
   previous: PageWrite,
 ): PageWrite {
   if (dryRun) {
+    // Nothing is locked or written: pages are only read, one after the other.
     const committed = previous.committed.then(() => applyUserChanges(em, changes, { dryRun }));
-    return { locked: committed.then(settled, settled), committed };
+    return { locked: Promise.resolve(), committed };
   }
-  let onLocked = settled;
-  const locked = new Promise<void>((resolve) => {
-    onLocked = resolve;
-  });
+  const { promise: locked, resolve } = Promise.withResolvers<void>();
+  const onLocked = () => resolve();
   const committed = previous.locked.then(() =>
     em.fork().transactional(async (tx) => {
       const outcomes = await applyUserChanges(tx, changes, { onLocked });
@@ -133,8 +132,6 @@ function writePage(
   committed.then(onLocked, onLocked);
   return { locked, committed };
 }
-
-function settled(): void {}
 
 function toChanges(users: readonly UserJSON[]): { changes: UserChange[]; invalid: number } {
   const changes: UserChange[] = [];
