@@ -42,6 +42,14 @@ function rawPost(url: string, body: Buffer | string, headers: Record<string, str
   return rawRequest(url, '/webhooks/clerk', { headers, body });
 }
 
+/** The receiver's warnings about refused signatures: the delivery's id and why, once each. */
+function signatureRejections() {
+  return logs
+    .records()
+    .filter((record) => record.msg === 'webhook signature rejected')
+    .map(({ level, svixId, reason }) => ({ level, svixId, reason }));
+}
+
 async function metricsText(url: string): Promise<string> {
   const response = await fetch(`${url}/metrics`);
   expect(response.status).toBe(200);
@@ -108,6 +116,9 @@ describe('POST /webhooks/clerk', () => {
 
     expect(response.status).toBe(401);
     expect(await jobIds(queue)).toEqual([]);
+    expect(signatureRejections()).toEqual([
+      { level: 40, svixId: headers['svix-id'], reason: 'No matching signature found' },
+    ]);
   });
 
   it.each([
@@ -115,11 +126,16 @@ describe('POST /webhooks/clerk', () => {
     ['future', SIX_MINUTES_MS],
   ])('rejects a %s timestamp with 401', async (_label, offsetMs) => {
     const { url, queue } = await startTestReceiver();
+    const svixId = newSvixId();
     const response = await deliver(url, sampleUserEvent('user.created'), {
+      svixId,
       timestamp: new Date(Date.now() + offsetMs),
     });
     expect(response.status).toBe(401);
     expect(await jobIds(queue)).toEqual([]);
+    expect(signatureRejections()).toEqual([
+      { level: 40, svixId, reason: 'svix-timestamp is not within 5 minutes of now' },
+    ]);
   });
 
   it.each(['svix-id', 'svix-timestamp', 'svix-signature'])(

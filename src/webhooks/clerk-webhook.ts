@@ -51,6 +51,9 @@ interface Refusal {
   status: number;
   outcome: Outcome;
   error: string;
+  /** For a refused signature, logged: the delivery and why. */
+  svixId?: string;
+  reason?: string;
 }
 
 /**
@@ -62,6 +65,13 @@ interface Refusal {
 export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
   const router = Router();
   const refuse = (response: Response, refusal: Refusal, type?: string) => {
+    if (refusal.outcome === 'invalid_signature') {
+      // The reason (stale timestamp, no matching signature) and the delivery, never the body.
+      deps.log.warn(
+        { svixId: refusal.svixId, reason: refusal.reason },
+        'webhook signature rejected',
+      );
+    }
     deps.metrics.received(type, refusal.outcome);
     response.status(refusal.status).json({ error: refusal.error });
   };
@@ -70,13 +80,7 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
     '/webhooks/clerk',
     (request: Request, response: Response, next) => {
       const checked = checkHeaders(request);
-      if ('status' in checked) {
-        if (checked.status === 401) {
-          const svixId = request.get('svix-id');
-          deps.log.warn({ svixId, reason: checked.error }, 'webhook signature rejected');
-        }
-        return refuse(response, checked);
-      }
+      if ('status' in checked) return refuse(response, checked);
       response.locals.svixHeaders = checked;
       next();
     },
@@ -89,14 +93,12 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
         deps.verifier.verify(body, headers);
       } catch (error) {
         if (!(error instanceof WebhookVerificationError)) throw error;
-        deps.log.warn(
-          { svixId: headers['svix-id'], reason: error.message },
-          'webhook signature rejected',
-        );
         return refuse(response, {
           status: 401,
           outcome: 'invalid_signature',
           error: 'invalid signature',
+          svixId: headers['svix-id'],
+          reason: error.message,
         });
       }
 
@@ -193,11 +195,8 @@ function checkHeaders(request: Request): SvixHeaders | Refusal {
     !SVIX_TIMESTAMP_PATTERN.test(timestamp) ||
     Math.abs(ageSeconds) > TIMESTAMP_TOLERANCE_SECONDS
   ) {
-    return {
-      status: 401,
-      outcome: 'invalid_signature',
-      error: 'svix-timestamp is not within 5 minutes of now',
-    };
+    const error = 'svix-timestamp is not within 5 minutes of now';
+    return { status: 401, outcome: 'invalid_signature', error, svixId: id, reason: error };
   }
   return { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
 }
