@@ -170,8 +170,11 @@ describe('through HTTP, Redis and the worker', () => {
     );
     expect(JSON.parse(line)).toMatchObject({
       level: 30,
+      msg: 'event processed',
       clerkUserId: id,
       svixId,
+      jobId: svixId,
+      eventType: 'user.created',
       outcome: 'skipped',
       reason: 'no_email',
     });

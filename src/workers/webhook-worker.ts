@@ -89,9 +89,9 @@ function scrubError(error: unknown): unknown {
 
 /**
  * The BullMQ worker: event → change → group commit. A job's log lines carry the delivery's
- * identity (never its personal data). Thrown errors are retried with capped
- * exponential backoff; an UnrecoverableError fails the job at once and leaves it in the failed
- * set for inspection and replay.
+ * identity (never its personal data). Thrown errors are retried with capped exponential
+ * backoff; an UnrecoverableError fails the job at once and leaves it in the failed set for
+ * inspection and replay.
  */
 export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
   const { metrics, log } = options;
