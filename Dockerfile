@@ -16,8 +16,9 @@ COPY src ./src
 COPY migrations ./migrations
 USER node
 EXPOSE 3000 9464
-# HEALTH_PORT is the receiver's PORT or the worker's WORKER_METRICS_PORT.
+# HEALTH_PORT is the receiver's PORT or the worker's WORKER_METRICS_PORT. /readyz asks only for
+# what the process needs: a receiver stays healthy while PostgreSQL is down, as it still queues.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HEALTH_PORT ?? 3000}/api/v1/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HEALTH_PORT ?? 3000}/readyz`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Heap limits as in package.json's start:receiver / start:worker scripts (docs/performance.md).
 CMD ["node", "--max-semi-space-size=4", "--max-old-space-size=64", "src/bin/receiver.ts"]

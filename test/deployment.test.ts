@@ -20,6 +20,11 @@ function execForm(pattern: RegExp): string[] {
 
 const db = useTestDatabase();
 
+/** A database URL on a free port that nothing listens on. */
+async function unreachableDatabase(): Promise<string> {
+  return `postgresql://postgres:postgres@127.0.0.1:${await freePort()}/clerk_sync`;
+}
+
 describe('Dockerfile', () => {
   it('builds in two stages, runs as a non-root user on Node 24 with production dependencies only', () => {
     expect(dockerfile.match(/^FROM node:24\S*/gm)).toHaveLength(2);
@@ -28,33 +33,42 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
   });
 
-  it("starts with the image's command outside Docker, and its health check passes", async () => {
-    const [command, ...args] = execForm(/^CMD (\[.*\])$/m);
-    const [healthCommand, ...healthArgs] = execForm(/HEALTHCHECK .*?CMD (\[.*\])/m);
-    expect(command).toBe('node');
-    expect(healthCommand).toBe('node');
-    const port = String(await freePort());
-    const queueName = uniqueQueueName();
-    const env = {
-      NODE_ENV: 'production',
-      DATABASE_URL: db.url,
-      CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
-      PORT: port,
-      HEALTH_PORT: port,
-      QUEUE_NAME: queueName,
-      LOG_LEVEL: 'warn',
-    };
-    const child = spawnChild('image command', process.execPath, args, {
-      env: { ...process.env, ...env },
-    });
-    await waitFor(
-      async () => (await runCommand(process.execPath, healthArgs, env)).code === 0,
-      15_000,
-      'the image health check to pass',
-    ).finally(() => child.stop('SIGTERM'));
-    await removeQueue(inspectQueue(queueName));
-    expect((await child.exited).code, tail(child)).toBe(0);
-  });
+  it.each([
+    ['', () => db.url],
+    [
+      ' with PostgreSQL unreachable, which the receiver does not need to queue',
+      unreachableDatabase,
+    ],
+  ])(
+    "starts with the image's command outside Docker, and its health check passes%s",
+    async (_label, databaseUrl) => {
+      const [command, ...args] = execForm(/^CMD (\[.*\])$/m);
+      const [healthCommand, ...healthArgs] = execForm(/HEALTHCHECK .*?CMD (\[.*\])/m);
+      expect(command).toBe('node');
+      expect(healthCommand).toBe('node');
+      const port = String(await freePort());
+      const queueName = uniqueQueueName();
+      const env = {
+        NODE_ENV: 'production',
+        DATABASE_URL: await databaseUrl(),
+        CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
+        PORT: port,
+        HEALTH_PORT: port,
+        QUEUE_NAME: queueName,
+        LOG_LEVEL: 'warn',
+      };
+      const child = spawnChild('image command', process.execPath, args, {
+        env: { ...process.env, ...env },
+      });
+      await waitFor(
+        async () => (await runCommand(process.execPath, healthArgs, env)).code === 0,
+        15_000,
+        'the image health check to pass',
+      ).finally(() => child.stop('SIGTERM'));
+      await removeQueue(inspectQueue(queueName));
+      expect((await child.exited).code, tail(child)).toBe(0);
+    },
+  );
 
   it('refuses to start in production without a signing secret, in one line', async () => {
     const [, ...args] = execForm(/^CMD (\[.*\])$/m);
