@@ -7,7 +7,9 @@ import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
 import { spawnService } from '../support/services.ts';
 import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
+import { waitFor } from '../support/wait.ts';
 import { useCertificates } from './support/certificates.ts';
+import { type SentinelSet, startSentinelSet } from './support/redis-topologies.ts';
 
 const PASSWORD = 'tls-only s3cret';
 
@@ -69,5 +71,56 @@ describe('Redis with TLS only', () => {
         ),
       ),
     ]);
+  });
+});
+
+/**
+ * A managed, highly available Redis's shape: a master, its replica and three sentinels, all TLS
+ * only, found through rediss+sentinel://. The master is then killed: the sentinels promote the
+ * replica, over TLS too, and deliveries go on.
+ */
+describe('Redis Sentinel with TLS only', () => {
+  const certs = useCertificates();
+  const db = useTestDatabase();
+  let set: SentinelSet;
+
+  beforeAll(async () => {
+    set = await startSentinelSet({ tls: certs });
+  });
+
+  afterAll(async () => {
+    await killAllChildren();
+    await set?.destroy();
+  });
+
+  it('carries deliveries end to end through rediss+sentinel://, before and after a failover', async () => {
+    expect(set.url).toMatch(/^rediss\+sentinel:\/\//);
+    const environment = {
+      DATABASE_URL: db.url,
+      REDIS_URL: set.url,
+      QUEUE_NAME: uniqueQueueName(),
+      NODE_EXTRA_CA_CERTS: certs.ca,
+    };
+    const [receiver] = await Promise.all([
+      spawnService('receiver', environment),
+      spawnService('worker', environment),
+    ]);
+    const users = new Set<string>();
+    await sendAllAcknowledged(receiver.url, newUsers(50, users), 8);
+    await waitUntilStored(db, users, 30_000);
+
+    await set.master.kill();
+    await waitFor(
+      async () => (await set.masterPort()) === set.replica.port,
+      30_000,
+      'the sentinels to promote the replica',
+    );
+    await waitFor(
+      async () => (await fetch(`${receiver.url}/readyz`)).status === 200,
+      30_000,
+      'the receiver ready again',
+    );
+    await sendAllAcknowledged(receiver.url, newUsers(50, users), 8);
+    await waitUntilStored(db, users, 30_000);
   });
 });

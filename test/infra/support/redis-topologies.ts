@@ -1,16 +1,28 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { type PrivateRedis, startPrivateRedis } from '../../support/redis-server.ts';
+import { type PrivateRedis, startPrivateRedis, type TlsFiles } from '../../support/redis-server.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const run = promisify(execFile);
 const MASTER_NAME = 'mymaster';
 const SETTLE_TIMEOUT_MS = 30_000;
 
-/** Runs one command on one server and closes the connection. */
-export async function command(port: number, name: string, ...args: string[]): Promise<unknown> {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
+/** Runs one command on one server (over TLS with `tls`) and closes the connection. */
+export async function command(
+  port: number,
+  name: string,
+  args: string[] = [],
+  tls?: TlsFiles,
+): Promise<unknown> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    ...(tls ? { tls: { ca: readFileSync(tls.ca) } } : {}),
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -21,30 +33,41 @@ export async function command(port: number, name: string, ...args: string[]): Pr
 }
 
 /** One field of INFO replication (`master_repl_offset`, `role`…) of the server on `port`. */
-export async function replicationField(port: number, field: string): Promise<string | undefined> {
-  const info = String(await command(port, 'info', 'replication'));
+export async function replicationField(
+  port: number,
+  field: string,
+  tls?: TlsFiles,
+): Promise<string | undefined> {
+  const info = String(await command(port, 'info', ['replication'], tls));
   return info.match(new RegExp(`^${field}:(.*)\\r?$`, 'm'))?.[1]?.trim();
 }
 
 /**
  * A master, its replica and three sentinels watching them (quorum 2), each a redis-server of
- * the test's own. The sentinels call the master down after a second without answers.
+ * the test's own. The sentinels call the master down after a second without answers. With
+ * `tls`, every one of them speaks TLS only, to clients and to each other.
  */
 export interface SentinelSet {
   master: PrivateRedis;
   replica: PrivateRedis;
   sentinels: PrivateRedis[];
-  /** redis+sentinel://…/mymaster, naming the three sentinels. */
+  /** redis+sentinel://…/mymaster (rediss+sentinel with TLS), naming the three sentinels. */
   url: string;
   /** The master's port as the first sentinel now reports it. */
   masterPort(): Promise<number>;
   destroy(): Promise<void>;
 }
 
-export async function startSentinelSet(): Promise<SentinelSet> {
+export async function startSentinelSet(options: { tls?: TlsFiles } = {}): Promise<SentinelSet> {
+  const { tls } = options;
   const started: PrivateRedis[] = [];
-  const start = async (options: Parameters<typeof startPrivateRedis>[0]) => {
-    const server = await startPrivateRedis(options);
+  // Replicas and sentinels reach the others over TLS too.
+  const tlsOutgoing = tls ? ['--tls-replication', 'yes'] : [];
+  const start = async ({
+    args = [],
+    ...rest
+  }: NonNullable<Parameters<typeof startPrivateRedis>[0]>) => {
+    const server = await startPrivateRedis({ ...rest, tls, args: [...args, ...tlsOutgoing] });
     started.push(server);
     return server;
   };
@@ -55,7 +78,7 @@ export async function startSentinelSet(): Promise<SentinelSet> {
     const master = await start({});
     const replica = await start({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
     await waitFor(
-      async () => (await replicationField(replica.port, 'master_link_status')) === 'up',
+      async () => (await replicationField(replica.port, 'master_link_status', tls)) === 'up',
       SETTLE_TIMEOUT_MS,
       'the replica in sync',
     );
@@ -76,8 +99,8 @@ export async function startSentinelSet(): Promise<SentinelSet> {
       async () => {
         for (const sentinel of sentinels) {
           const [replicas, peers] = await Promise.all([
-            command(sentinel.port, 'sentinel', 'replicas', MASTER_NAME),
-            command(sentinel.port, 'sentinel', 'sentinels', MASTER_NAME),
+            command(sentinel.port, 'sentinel', ['replicas', MASTER_NAME], tls),
+            command(sentinel.port, 'sentinel', ['sentinels', MASTER_NAME], tls),
           ]);
           if ((replicas as unknown[]).length !== 1 || (peers as unknown[]).length !== 2)
             return false;
@@ -92,14 +115,14 @@ export async function startSentinelSet(): Promise<SentinelSet> {
       master,
       replica,
       sentinels,
-      url: `redis+sentinel://${hosts}/${MASTER_NAME}`,
+      url: `${tls ? 'rediss' : 'redis'}+sentinel://${hosts}/${MASTER_NAME}`,
       async masterPort() {
         const sentinel = sentinels[0] as PrivateRedis;
         const address = await command(
           sentinel.port,
           'sentinel',
-          'get-master-addr-by-name',
-          MASTER_NAME,
+          ['get-master-addr-by-name', MASTER_NAME],
+          tls,
         );
         return Number((address as string[])[1]);
       },
@@ -143,8 +166,8 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
     nodes,
     url: `redis+cluster://127.0.0.1:${nodes[0]?.port},127.0.0.1:${nodes[1]?.port}`,
     async masterPortForKey(key, askPort) {
-      const slot = Number(await command(askPort, 'cluster', 'keyslot', key));
-      const slots = (await command(askPort, 'cluster', 'slots')) as [
+      const slot = Number(await command(askPort, 'cluster', ['keyslot', key]));
+      const slots = (await command(askPort, 'cluster', ['slots'])) as [
         number,
         number,
         [string, number],
@@ -155,7 +178,7 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
     },
     async isHealthy() {
       for (const node of running()) {
-        const info = String(await command(node.port, 'cluster', 'info'));
+        const info = String(await command(node.port, 'cluster', ['info']));
         if (!info.includes('cluster_state:ok')) return false;
       }
       return true;
