@@ -1,15 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLUSTER_QUEUE_PREFIX } from '../../src/config.ts';
 import { runNpmScript } from '../support/cli.ts';
 import { useTestDatabase } from '../support/hooks.ts';
-import {
-  type Delivery,
-  isAcknowledged,
-  newUsers,
-  type Outcome,
-  sendAll,
-  tally,
-} from '../support/load.ts';
+import { newUsers, tally } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import {
@@ -18,41 +10,11 @@ import {
   type ServiceProcess,
   spawnService,
 } from '../support/services.ts';
-import { report, waitUntilStored } from '../support/stack.ts';
-import { waitFor } from '../support/wait.ts';
+import { deliverUntilAcknowledged, report, waitUntilStored } from '../support/stack.ts';
 import { type RedisClusterSet, startRedisCluster } from './support/redis-topologies.ts';
 
 const FIRST_DELIVERIES = 2_000;
 const AFTER_FAILOVER = 500;
-/** The hash tag of the default cluster prefix: every key of the queue is in this key's slot. */
-const QUEUE_SLOT_KEY = CLUSTER_QUEUE_PREFIX.slice(1, -1);
-
-/**
- * Sends each delivery to one of the receivers in turn and, as Svix does, sends again whatever
- * was not acknowledged, until all are. Returns every answer.
- */
-async function deliverAll(receivers: ServiceProcess[], deliveries: Delivery[]): Promise<Outcome[]> {
-  const answers: Outcome[] = [];
-  let pending = deliveries;
-  for (let round = 0; pending.length > 0; round++) {
-    if (round > 0) await new Promise((resolve) => setTimeout(resolve, 500));
-    if (round > 30) throw new Error(`${pending.length} deliveries never acknowledged`);
-    const outcomes = (
-      await Promise.all(
-        receivers.map((receiver, index) =>
-          sendAll(
-            receiver.url,
-            pending.filter((_, position) => position % receivers.length === index),
-            16,
-          ),
-        ),
-      )
-    ).flat();
-    answers.push(...outcomes);
-    pending = outcomes.filter((outcome) => !isAcknowledged(outcome)).map((o) => o.delivery);
-  }
-  return answers;
-}
 
 /**
  * Redis Cluster: three masters with a replica each. Two receivers and two workers keep the
@@ -89,7 +51,7 @@ describe('Redis Cluster', () => {
   });
 
   it('stores 2,000 deliveries through two receivers and two workers, exactly once', async () => {
-    const outcomes = await deliverAll(receivers, newUsers(FIRST_DELIVERIES, users));
+    const outcomes = await deliverUntilAcknowledged(receivers, newUsers(FIRST_DELIVERIES, users));
     expect(tally(outcomes)).toEqual({ '202': FIRST_DELIVERIES });
     await waitUntilStored(db, users, 120_000);
     // Each job ran once: the two workers completed 2,000 between them.
@@ -104,23 +66,11 @@ describe('Redis Cluster', () => {
 
   it("follows the failover of the master owning the queue's slot: 500 more arrive, no restart", async () => {
     const pids = services.map((service) => service.pid);
-    const ownerPort = await cluster.masterPortForKey(QUEUE_SLOT_KEY, cluster.nodes[0]?.port ?? 0);
-    const owner = cluster.nodes.find((node) => node.port === ownerPort);
-    const survivor = cluster.nodes.find(
-      (node) => node.port !== ownerPort,
-    ) as (typeof cluster.nodes)[number];
     const killedAt = performance.now();
-    await owner?.kill();
-    await waitFor(
-      async () =>
-        (await cluster.masterPortForKey(QUEUE_SLOT_KEY, survivor.port)) !== ownerPort &&
-        (await cluster.isHealthy()),
-      30_000,
-      "a replica serving the queue's slot",
-    );
+    await cluster.killQueueMaster();
     const failedOverMs = performance.now() - killedAt;
 
-    const outcomes = await deliverAll(receivers, newUsers(AFTER_FAILOVER, users));
+    const outcomes = await deliverUntilAcknowledged(receivers, newUsers(AFTER_FAILOVER, users));
     const answers = tally(outcomes);
     // Refusals are 503 (Svix retries them); never another 5xx, never a request left hanging.
     expect(Object.keys(answers).filter((status) => status !== '202' && status !== '503')).toEqual(

@@ -1,15 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
+import { sql } from '../support/database.ts';
 import { useTestDatabase } from '../support/hooks.ts';
-import { newUsers } from '../support/load.ts';
+import { newUsers, tally } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
 import { spawnService } from '../support/services.ts';
-import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
+import {
+  deliverUntilAcknowledged,
+  sendAllAcknowledged,
+  waitUntilStored,
+} from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import { useCertificates } from './support/certificates.ts';
-import { type SentinelSet, startSentinelSet } from './support/redis-topologies.ts';
+import { startRedisCluster, startSentinelSet } from './support/redis-topologies.ts';
 
 const PASSWORD = 'tls-only s3cret';
 
@@ -75,52 +80,71 @@ describe('Redis with TLS only', () => {
 });
 
 /**
- * A managed, highly available Redis's shape: a master, its replica and three sentinels, all TLS
- * only, found through rediss+sentinel://. The master is then killed: the sentinels promote the
- * replica, over TLS too, and deliveries go on.
+ * A managed, highly available Redis's shape, TLS only everywhere: a master, its replica and
+ * three sentinels found through rediss+sentinel://, and a cluster of three masters with a
+ * replica each (TLS on the cluster bus too) found through rediss+cluster://. In each, a master
+ * is killed and its replica takes over.
  */
-describe('Redis Sentinel with TLS only', () => {
+describe('Redis Sentinel and Cluster with TLS only', () => {
   const certs = useCertificates();
   const db = useTestDatabase();
-  let set: SentinelSet;
 
-  beforeAll(async () => {
-    set = await startSentinelSet({ tls: certs });
-  });
+  afterAll(() => killAllChildren());
 
-  afterAll(async () => {
-    await killAllChildren();
-    await set?.destroy();
-  });
-
-  it('carries deliveries end to end through rediss+sentinel://, before and after a failover', async () => {
-    expect(set.url).toMatch(/^rediss\+sentinel:\/\//);
+  /**
+   * A receiver and a worker on `redisUrl`, trusting the test CA: 50 deliveries stored, then
+   * `failOver()`, then 50 more stored. While Redis is unreachable a delivery is refused with 503,
+   * which Svix retries, never anything else.
+   */
+  async function deliverAcrossFailover(redisUrl: string, failOver: () => Promise<void>) {
     const environment = {
       DATABASE_URL: db.url,
-      REDIS_URL: set.url,
+      REDIS_URL: redisUrl,
       QUEUE_NAME: uniqueQueueName(),
       NODE_EXTRA_CA_CERTS: certs.ca,
     };
-    const [receiver] = await Promise.all([
+    const [receiver, worker] = await Promise.all([
       spawnService('receiver', environment),
       spawnService('worker', environment),
     ]);
+    // Each topology's users are counted on their own.
+    await sql(db, 'truncate users, user_preferences cascade');
     const users = new Set<string>();
     await sendAllAcknowledged(receiver.url, newUsers(50, users), 8);
     await waitUntilStored(db, users, 30_000);
-
-    await set.master.kill();
-    await waitFor(
-      async () => (await set.masterPort()) === set.replica.port,
-      30_000,
-      'the sentinels to promote the replica',
+    await failOver();
+    const answers = tally(await deliverUntilAcknowledged([receiver], newUsers(50, users)));
+    expect(Object.keys(answers).filter((status) => status !== '202' && status !== '503')).toEqual(
+      [],
     );
-    await waitFor(
-      async () => (await fetch(`${receiver.url}/readyz`)).status === 200,
-      30_000,
-      'the receiver ready again',
-    );
-    await sendAllAcknowledged(receiver.url, newUsers(50, users), 8);
     await waitUntilStored(db, users, 30_000);
+    await Promise.all([receiver.stop(), worker.stop()]);
+  }
+
+  it('carries deliveries through rediss+sentinel://, before and after a failover', async () => {
+    const set = await startSentinelSet({ tls: certs });
+    try {
+      expect(set.url).toMatch(/^rediss\+sentinel:\/\//);
+      await deliverAcrossFailover(set.url, async () => {
+        await set.master.kill();
+        await waitFor(
+          async () => (await set.masterPort()) === set.replica.port,
+          30_000,
+          'the sentinels to promote the replica',
+        );
+      });
+    } finally {
+      await set.destroy();
+    }
+  });
+
+  it('carries deliveries through rediss+cluster://, before and after a failover', async () => {
+    const cluster = await startRedisCluster({ tls: certs });
+    try {
+      expect(cluster.url).toMatch(/^rediss\+cluster:\/\//);
+      await deliverAcrossFailover(cluster.url, () => cluster.killQueueMaster());
+    } finally {
+      await cluster.destroy();
+    }
   });
 });

@@ -5,7 +5,7 @@ import type { Services } from '../../src/orm.ts';
 import { withTimeout } from '../../src/timeout.ts';
 import { countRows, createTestDatabase, SERVER_URL, sql, type TestDatabase } from './database.ts';
 import { useStarted } from './hooks.ts';
-import { type Delivery, newUsers, sendAll, tally } from './load.ts';
+import { type Delivery, isAcknowledged, newUsers, type Outcome, sendAll, tally } from './load.ts';
 import { killAllChildren } from './processes.ts';
 import { uniqueQueueName } from './queue.ts';
 import { type PrivateRedis, startPrivateRedis } from './redis-server.ts';
@@ -231,6 +231,36 @@ export async function sendAllAcknowledged(
   expect(tally(await sendAll(baseUrl, deliveries, concurrency))).toEqual({
     202: deliveries.length,
   });
+}
+
+/**
+ * Sends each delivery to one of the receivers in turn and, as Svix does, sends again whatever
+ * was not acknowledged, until all are. Returns every answer.
+ */
+export async function deliverUntilAcknowledged(
+  receivers: readonly { url: string }[],
+  deliveries: Delivery[],
+): Promise<Outcome[]> {
+  const answers: Outcome[] = [];
+  let pending = deliveries;
+  for (let round = 0; pending.length > 0; round++) {
+    if (round > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+    if (round > 30) throw new Error(`${pending.length} deliveries never acknowledged`);
+    const outcomes = (
+      await Promise.all(
+        receivers.map((receiver, index) =>
+          sendAll(
+            receiver.url,
+            pending.filter((_, position) => position % receivers.length === index),
+            16,
+          ),
+        ),
+      )
+    ).flat();
+    answers.push(...outcomes);
+    pending = outcomes.filter((outcome) => !isAcknowledged(outcome)).map((o) => o.delivery);
+  }
+  return answers;
 }
 
 export interface StoredCounts {

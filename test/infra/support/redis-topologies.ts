@@ -2,10 +2,13 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { CLUSTER_QUEUE_PREFIX } from '../../../src/config.ts';
 import { type PrivateRedis, startPrivateRedis, type TlsFiles } from '../../support/redis-server.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const run = promisify(execFile);
+/** The hash tag of the default cluster prefix: every key of the queue is in this key's slot. */
+const QUEUE_SLOT_KEY = CLUSTER_QUEUE_PREFIX.slice(1, -1);
 const MASTER_NAME = 'mymaster';
 const SETTLE_TIMEOUT_MS = 30_000;
 
@@ -134,26 +137,39 @@ export async function startSentinelSet(options: { tls?: TlsFiles } = {}): Promis
   }
 }
 
-/** Three masters with one replica each, made a cluster by `redis-cli --cluster create`. */
+/**
+ * Three masters with one replica each, made a cluster by `redis-cli --cluster create`. With
+ * `tls`, every node speaks TLS only, to clients and on the cluster bus.
+ */
 export interface RedisClusterSet {
   nodes: PrivateRedis[];
-  /** redis+cluster://…, naming two of the nodes. */
+  /** redis+cluster://… (rediss+cluster with TLS), naming two of the nodes. */
   url: string;
   /** The port of the master that serves `key`'s slot now, as a surviving node reports it. */
   masterPortForKey(key: string, askPort: number): Promise<number>;
   /** Every node still running agrees that the cluster is ok. */
   isHealthy(): Promise<boolean>;
+  /**
+   * SIGKILLs the master that serves the queue's slot (every key under the default prefix's hash
+   * tag) and waits until a replica serves it and the cluster is ok again.
+   */
+  killQueueMaster(): Promise<void>;
   destroy(): Promise<void>;
 }
 
-export async function startRedisCluster(): Promise<RedisClusterSet> {
+export async function startRedisCluster(
+  options: { tls?: TlsFiles } = {},
+): Promise<RedisClusterSet> {
+  const { tls } = options;
   const nodes = await Promise.all(
     Array.from({ length: 6 }, () =>
       startPrivateRedis({
+        tls,
         args: [
           ...['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
           // A master unanswered for a second is failed over by its replica.
           ...['--cluster-node-timeout', '1000'],
+          ...(tls ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : []),
         ],
       }),
     ),
@@ -164,10 +180,10 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
   const running = () => nodes.filter((node) => node.child !== undefined);
   const cluster: RedisClusterSet = {
     nodes,
-    url: `redis+cluster://127.0.0.1:${nodes[0]?.port},127.0.0.1:${nodes[1]?.port}`,
+    url: `${tls ? 'rediss' : 'redis'}+cluster://127.0.0.1:${nodes[0]?.port},127.0.0.1:${nodes[1]?.port}`,
     async masterPortForKey(key, askPort) {
-      const slot = Number(await command(askPort, 'cluster', ['keyslot', key]));
-      const slots = (await command(askPort, 'cluster', ['slots'])) as [
+      const slot = Number(await command(askPort, 'cluster', ['keyslot', key], tls));
+      const slots = (await command(askPort, 'cluster', ['slots'], tls)) as [
         number,
         number,
         [string, number],
@@ -178,15 +194,29 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
     },
     async isHealthy() {
       for (const node of running()) {
-        const info = String(await command(node.port, 'cluster', ['info']));
+        const info = String(await command(node.port, 'cluster', ['info'], tls));
         if (!info.includes('cluster_state:ok')) return false;
       }
       return true;
+    },
+    async killQueueMaster() {
+      const [first, second] = nodes as [PrivateRedis, PrivateRedis];
+      const ownerPort = await cluster.masterPortForKey(QUEUE_SLOT_KEY, first.port);
+      const survivor = ownerPort === first.port ? second : first;
+      await nodes.find((node) => node.port === ownerPort)?.kill();
+      await waitFor(
+        async () =>
+          (await cluster.masterPortForKey(QUEUE_SLOT_KEY, survivor.port)) !== ownerPort &&
+          (await cluster.isHealthy()),
+        SETTLE_TIMEOUT_MS,
+        "a replica serving the queue's slot",
+      );
     },
     destroy,
   };
   try {
     await run('redis-cli', [
+      ...(tls ? ['--tls', '--cacert', tls.ca] : []),
       '--cluster',
       'create',
       ...nodes.map((node) => `127.0.0.1:${node.port}`),
@@ -195,6 +225,22 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
       '--cluster-yes',
     ]);
     await waitFor(() => cluster.isHealthy(), SETTLE_TIMEOUT_MS, 'the cluster ok on every node');
+    // A replica that has not synced with its master yet would refuse to take over from it.
+    await waitFor(
+      async () => {
+        for (const node of nodes) {
+          const role = await replicationField(node.port, 'role', tls);
+          if (
+            role === 'slave' &&
+            (await replicationField(node.port, 'master_link_status', tls)) !== 'up'
+          )
+            return false;
+        }
+        return true;
+      },
+      SETTLE_TIMEOUT_MS,
+      'every replica in sync with its master',
+    );
     return cluster;
   } catch (error) {
     await destroy();
