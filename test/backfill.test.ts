@@ -179,26 +179,27 @@ async function startWithFirstPageBlocked(api: FakeClerkApi) {
   );
   const run = backfill(api);
   run.catch(() => undefined);
-  const waiting = waitFor(
-    async () => {
-      const [row] = await sql<{ written: number; waiting: number }>(
-        db,
-        `select count(*) filter (where a.state = 'idle in transaction'
-                                   and l.relation = 'users'::regclass
-                                   and l.mode = 'RowExclusiveLock')::int as written,
-                count(*) filter (where a.wait_event_type = 'Lock')::int as waiting
-           from pg_stat_activity a left join pg_locks l using (pid)
-          where a.datname = current_database()`,
-      );
-      return row?.written === 1 && row.waiting > 0;
-    },
-    10_000,
-    'the first page waiting on the checkpoint, the second written and waiting to commit',
-  );
-  await waiting.catch(async (error) => {
+  try {
+    await waitFor(
+      async () => {
+        const [row] = await sql<{ written: number; waiting: number }>(
+          db,
+          `select count(*) filter (where a.state = 'idle in transaction'
+                                     and l.relation = 'users'::regclass
+                                     and l.mode = 'RowExclusiveLock')::int as written,
+                  count(*) filter (where a.wait_event_type = 'Lock')::int as waiting
+             from pg_stat_activity a left join pg_locks l using (pid)
+            where a.datname = current_database()`,
+        );
+        return row?.written === 1 && row.waiting > 0;
+      },
+      10_000,
+      'the first page waiting on the checkpoint, the second written and waiting to commit',
+    );
+  } catch (error) {
     await lock.release();
     throw error;
-  });
+  }
   return { lock, run };
 }
 

@@ -107,8 +107,9 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
   const processor = async (job: Job<WebhookJobData>): Promise<JobResult> => {
     const { svixId, event } = job.data;
     const clerkUserId = typeof event.data?.id === 'string' ? event.data.id : undefined;
-    // Built only for a line that is written: a child logger serializes its fields at once.
-    const jobLog = () => log.child({ svixId, jobId: job.id, eventType: event.type, clerkUserId });
+    // Fields of each line rather than a child logger, which would serialize them for every job
+    // even when its line is not written.
+    const identity = { svixId, jobId: job.id, eventType: event.type, clerkUserId };
     const stopTimer = metrics.duration.startTimer({ type: event.type });
     try {
       const change = changeOf(event);
@@ -120,14 +121,13 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       if (result.outcome === 'skipped') {
         metrics.skipped.inc({ type: event.type, reason: result.reason });
       }
-      if (log.isLevelEnabled('info'))
-        jobLog().info({ ...result, attempt: job.attemptsMade + 1 }, 'event processed');
+      log.info({ ...identity, ...result, attempt: job.attemptsMade + 1 }, 'event processed');
       return result;
     } catch (error) {
       const permanent = error instanceof UnrecoverableError;
       const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-      jobLog()[willRetry ? 'warn' : 'error'](
-        { err: error, attempt: job.attemptsMade + 1, willRetry },
+      log[willRetry ? 'warn' : 'error'](
+        { ...identity, err: error, attempt: job.attemptsMade + 1, willRetry },
         permanent ? 'event cannot be processed; job failed for good' : 'event processing failed',
       );
       throw scrubError(error);

@@ -72,10 +72,6 @@ describe('Redis Cluster', () => {
 
     const outcomes = await deliverUntilAcknowledged(receivers, newUsers(AFTER_FAILOVER, users));
     const answers = tally(outcomes);
-    // Refusals are 503 (Svix retries them); never another 5xx, never a request left hanging.
-    expect(Object.keys(answers).filter((status) => status !== '202' && status !== '503')).toEqual(
-      [],
-    );
     await waitUntilStored(db, users, 60_000);
     expect(services.map((service) => service.pid)).toEqual(pids);
     expect(services.every((service) => service.isRunning())).toBe(true);

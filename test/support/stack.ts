@@ -235,7 +235,8 @@ export async function sendAllAcknowledged(
 
 /**
  * Sends each delivery to one of the receivers in turn and, as Svix does, sends again whatever
- * was not acknowledged, until all are. Returns every answer.
+ * was not acknowledged, until all are. Every refusal must be a 503 (which Svix retries), never
+ * another status nor a request left hanging. Returns every answer.
  */
 export async function deliverUntilAcknowledged(
   receivers: readonly { url: string }[],
@@ -260,6 +261,8 @@ export async function deliverUntilAcknowledged(
     answers.push(...outcomes);
     pending = outcomes.filter((outcome) => !isAcknowledged(outcome)).map((o) => o.delivery);
   }
+  const statuses = Object.keys(tally(answers));
+  expect(statuses.filter((status) => status !== '202' && status !== '503')).toEqual([]);
   return answers;
 }
 
