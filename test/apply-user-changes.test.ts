@@ -185,6 +185,14 @@ describe('applyUserChanges', () => {
       ]);
       expect(await countRows(db, 'user_preferences')).toBe(3);
       expect(await tombstoneIds()).toEqual([ids.doomed, ids.fleeting, ids.neverStored].sort());
+      // The user changed in the second transaction shows it; the one created there does not.
+      const [existing, added] = await sql<{ updated_later: boolean }>(
+        db,
+        `select updated_at > created_at as updated_later from users
+          where clerk_user_id in (?, ?) order by clerk_user_id desc`,
+        [ids.existing, ids.added],
+      );
+      expect([existing?.updated_later, added?.updated_later]).toEqual([true, false]);
     },
   );
 

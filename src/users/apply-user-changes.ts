@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager, RequiredEntityData } from '@mikro-orm/postgresql';
-import { DeletedClerkUser, defaultPreferences, User, UserPreferences } from '../entities/index.ts';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { type RawBuilder, sql } from 'kysely';
+import {
+  type CommunicationPreferences,
+  type CustomHours,
+  DeletedClerkUser,
+  defaultPreferences,
+  User,
+  UserPreferences,
+} from '../entities/index.ts';
 import { chooseEmail, chooseTimezone } from './clerk-user.ts';
 import { type LockedUser, lockAndRead, type StoredUser } from './lock-and-read.ts';
 import { clerkUserIdOf, type UserChange } from './user-change.ts';
@@ -49,7 +57,7 @@ export interface ApplyOptions {
   /** How long PostgreSQL lets one statement run, or the client stay silent, in the transaction. */
   timeoutMs?: number;
   /**
-   * Write through MikroORM's bulk inserts and one upsert statement instead of the unit of work:
+   * Write one statement per table and kind of change instead of going through the unit of work:
    * for batches and pages of hundreds of users, where building and tracking an entity per row
    * costs more than the rows themselves. The same rules decide, under the same locks. By
    * default a lone change goes through the unit of work and more than one in bulk.
@@ -183,41 +191,92 @@ async function writeThroughUnitOfWork(tx: EntityManager, users: Iterable<UserSta
 }
 
 /**
- * A page of users: new users and their preferences in one insert each, every changed user in
- * one insert ... on conflict do update, tombstones in one insert and deletions in one delete.
- * New users get their key here, so their preferences need no round trip for it.
+ * A page of users: new users and their preferences in one insert each, changed users in one
+ * update, tombstones in one insert and deletions in one delete. New users get their key here,
+ * so their preferences need no round trip for it.
+ *
+ * Each statement takes its rows as one JSON parameter, which PostgreSQL spreads into columns
+ * (`jsonb_to_recordset`), through MikroORM's Kysely bound to the transaction. The unit of work
+ * would build and track an entity per row, and `em.insertMany` quotes every value into the
+ * statement's text: with it the backfill spent half again as much CPU per user.
  */
 async function writeInBulk(tx: EntityManager, users: Iterable<UserState>) {
-  const created: RequiredEntityData<User>[] = [];
-  const updated: RequiredEntityData<User>[] = [];
-  const preferences: RequiredEntityData<UserPreferences>[] = [];
-  const tombstones: RequiredEntityData<DeletedClerkUser>[] = [];
+  const created: UserRow[] = [];
+  const updated: UserRow[] = [];
+  const preferences: PreferencesRow[] = [];
+  const tombstones: string[] = [];
   const deleted: string[] = [];
-  const now = new Date();
   for (const state of users) {
     const { clerkUserId, storedId, current } = state;
-    if (state.tombstoneToWrite) tombstones.push({ clerkUserId });
+    if (state.tombstoneToWrite) tombstones.push(clerkUserId);
     if (storedId && !current) deleted.push(storedId);
     if (!current) continue;
     const id = storedId ?? randomUUID();
-    if (!storedId) created.push({ id, clerkUserId, ...current });
-    else if (Object.keys(changedFields(state)).length > 0)
-      updated.push({ id, clerkUserId, ...current, updatedAt: now });
-    if (state.preferencesTimezone !== undefined)
-      preferences.push({ user: id, ...defaultPreferences(state.preferencesTimezone) });
+    const { email, timezone, clerkUpdatedAt } = current;
+    const row = {
+      id,
+      clerk_user_id: clerkUserId,
+      email,
+      timezone,
+      clerk_updated_at: clerkUpdatedAt,
+    };
+    if (!storedId) created.push(row);
+    else if (Object.keys(changedFields(state)).length > 0) updated.push(row);
+    if (state.preferencesTimezone === undefined) continue;
+    const defaults = defaultPreferences(state.preferencesTimezone);
+    preferences.push({
+      user_id: id,
+      theme: defaults.theme,
+      custom_hours: defaults.customHours,
+      communication_preferences: defaults.communicationPreferences,
+      onboarding_completed: defaults.onboardingCompleted,
+    });
   }
-  if (tombstones.length > 0) await tx.insertMany(DeletedClerkUser, tombstones);
-  if (deleted.length > 0) await tx.nativeDelete(User, { id: { $in: deleted } });
-  if (created.length > 0) await tx.insertMany(User, created);
+  const run = (statement: RawBuilder<unknown>) => statement.execute(tx.getKysely());
+  if (tombstones.length > 0)
+    await run(sql`insert into deleted_clerk_users (clerk_user_id)
+      select unnest(${tombstones}::text[])`);
+  if (deleted.length > 0) await run(sql`delete from users where id = any(${deleted}::uuid[])`);
+  if (created.length > 0)
+    await run(sql`insert into users (id, clerk_user_id, email, timezone, clerk_updated_at)
+      select * from ${asTable(created, USER_ROW)}`);
   if (updated.length > 0)
-    await tx
-      .createQueryBuilder(User)
-      .insert(updated)
-      .onConflict('id')
-      .merge(['email', 'timezone', 'clerkUpdatedAt', 'updatedAt'])
-      .execute();
-  if (preferences.length > 0) await tx.insertMany(UserPreferences, preferences);
+    await run(sql`update users set email = row.email, timezone = row.timezone,
+        clerk_updated_at = row.clerk_updated_at, updated_at = now()
+      from ${asTable(updated, USER_ROW)} where users.id = row.id`);
+  if (preferences.length > 0)
+    await run(sql`insert into user_preferences (user_id, theme, custom_hours,
+        communication_preferences, onboarding_completed)
+      select * from ${asTable(preferences, PREFERENCES_ROW)}`);
 }
+
+interface UserRow {
+  id: string;
+  clerk_user_id: string;
+  email: string;
+  timezone: string | null | undefined;
+  clerk_updated_at: Date | null | undefined;
+}
+
+const USER_ROW = sql.raw(
+  'id uuid, clerk_user_id text, email text, timezone text, clerk_updated_at timestamptz',
+);
+
+interface PreferencesRow {
+  user_id: string;
+  theme: string;
+  custom_hours: CustomHours;
+  communication_preferences: CommunicationPreferences;
+  onboarding_completed: boolean;
+}
+
+const PREFERENCES_ROW = sql.raw(
+  'user_id uuid, theme text, custom_hours jsonb, communication_preferences jsonb, onboarding_completed boolean',
+);
+
+/** Rows, sent as one JSON parameter, as a table named `row` with these columns. */
+const asTable = (rows: object[], columns: RawBuilder<unknown>) =>
+  sql`jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as row(${columns})`;
 
 /** A transaction of a few hundred users commits in well under a second. */
 export const TRANSACTION_TIMEOUT_MS = 15_000;

@@ -1,5 +1,6 @@
 import { Routine } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { sql } from 'kysely';
 
 const LOCKED_ROW =
   'clerk_user_id text, user_id uuid, email text, timezone text, clerk_updated_ms double precision, has_preferences boolean, deleted boolean';
@@ -87,10 +88,9 @@ export async function lockAndRead(
   timeoutMs: number | null,
 ): Promise<LockedUser[]> {
   if (clerkUserIds.length === 0) return [];
-  const rows = await em.execute<LockedRow[]>(
-    `select * from ${lockAndReadClerkUsers.name}(array[?]::text[], ?)`,
-    [clerkUserIds, timeoutMs],
-  );
+  // Through MikroORM's Kysely, so that the ids go as one parameter instead of quoted into the text.
+  const query = sql<LockedRow>`select * from ${sql.id(lockAndReadClerkUsers.name)}(${clerkUserIds}::text[], ${timeoutMs})`;
+  const { rows } = await query.execute(em.getKysely());
   return rows.map((row) => ({
     clerkUserId: row.clerk_user_id,
     storedId: row.user_id ?? undefined,
