@@ -121,7 +121,8 @@ function createConnection(url: string, log: Logger, options: RedisOptions): Redi
     reported = true;
   });
   connection.on('ready', () => {
-    if (reported) log.info('redis connection restored');
+    // At the error's level: whoever sees an outage begin sees it end.
+    if (reported) log.warn('redis connection restored');
     reported = false;
   });
   return connection;

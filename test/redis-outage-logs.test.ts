@@ -5,7 +5,9 @@ import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
 import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { capturingLogger } from './support/logs.ts';
-import { uniqueQueueName } from './support/queue.ts';
+import { REDIS_URL, uniqueQueueName } from './support/queue.ts';
+import { startTcpProxy } from './support/tcp-proxy.ts';
+import { waitFor } from './support/wait.ts';
 
 /** Nothing listens here: Redis stays unreachable for the whole test. */
 const UNREACHABLE_REDIS = 'redis://127.0.0.1:1';
@@ -23,10 +25,10 @@ function outageLines(records: Record<string, unknown>[]) {
 }
 
 describe('a Redis outage in the logs', () => {
-  const config = () =>
+  const config = (redisUrl = UNREACHABLE_REDIS) =>
     testConfig({
       DATABASE_URL: db.url,
-      REDIS_URL: UNREACHABLE_REDIS,
+      REDIS_URL: redisUrl,
       QUEUE_NAME: uniqueQueueName(),
     });
 
@@ -46,5 +48,28 @@ describe('a Redis outage in the logs', () => {
     const attempts = records().filter((record) => record.msg === scenario.bullMessage);
     expect(attempts.length).toBeGreaterThan(1);
     expect(attempts.every((record) => record.level === 20)).toBe(true);
+  });
+
+  it.each([
+    { process: 'receiver', start: startReceiver },
+    { process: 'worker', start: startWorker },
+  ])('shows its end at warn too, from the $process', async (scenario) => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port) });
+    cleanUpLater(() => proxy.close());
+    const { log, records } = capturingLogger('warn');
+    const started = await scenario.start(config(`redis://127.0.0.1:${proxy.port}`), log);
+    cleanUpLater(() => started.stop());
+    const messages = () => records().map((record) => record.msg);
+
+    proxy.refuse();
+    proxy.cutAll();
+    await waitFor(() => messages().includes('redis connection error'), 5_000, 'the outage');
+    proxy.accept();
+    await waitFor(() => messages().includes('redis connection restored'), 5_000, 'its end');
+
+    expect(messages().filter((msg) => msg?.toString().startsWith('redis connection'))).toEqual([
+      'redis connection error',
+      'redis connection restored',
+    ]);
   });
 });
