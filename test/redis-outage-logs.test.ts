@@ -54,7 +54,8 @@ describe('a Redis outage in the logs', () => {
     { process: 'receiver', start: startReceiver },
     { process: 'worker', start: startWorker },
   ])('shows its end at warn too, from the $process', async (scenario) => {
-    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port) });
+    const redis = new URL(REDIS_URL);
+    const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
     cleanUpLater(() => proxy.close());
     const { log, records } = capturingLogger('warn');
     const started = await scenario.start(config(`redis://127.0.0.1:${proxy.port}`), log);
