@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cpus } from 'node:os';
+import { PROJECT_ROOT } from '../test/support/cli.ts';
 import { countRows } from '../test/support/database.ts';
 import { postgresCpuMicros, processCpuMicros } from './cpu.ts';
-import { baseUrl, freshDatabase, ROOT, Scope, startClerkApi } from './fixtures.ts';
+import { baseUrl, freshDatabase, Scope, startClerkApi } from './fixtures.ts';
 
 export interface BackfillRun {
   /** As the command reports it: users read over its own time, start-up excluded. */
@@ -99,7 +100,7 @@ export function measureBackfill(options: { users: number }): Promise<BackfillBen
  * and counts the CPU it and the API spend from its first page (start-up excluded) to its exit.
  */
 async function runCountingCpu(args: string[], env: Record<string, string>, apiPid: number) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env });
+  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env });
   const pid = child.pid as number;
   let stdout = '';
   let stderr = '';

@@ -1,12 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
-import { sampleUserEvent } from '../src/clerk/sample-events.ts';
-import type { ClerkEvent, WebhookJobData } from '../src/queue/queue.ts';
-import { toJobEvent } from '../src/webhooks/job-event.ts';
+import type { WebhookJobData } from '../src/queue/queue.ts';
 import { countRows } from '../test/support/database.ts';
-import { newSvixId } from '../test/support/svix.ts';
-import type { Service } from './children.ts';
-import { freshDatabase, freshQueue, Scope, startWorker } from './fixtures.ts';
+import { deliveryJob } from '../test/support/queue.ts';
+import { freshDatabase, freshQueue, Scope, type Service, startWorker } from './fixtures.ts';
 
 const ADD_BULK_CHUNK = 1_000;
 const POLL_INTERVAL_MS = 50;
@@ -85,12 +82,9 @@ export function measureDrain(options: DrainOptions): Promise<DrainResult> {
 
 async function prefill(queue: Queue<WebhookJobData>, count: number): Promise<void> {
   for (let added = 0; added < count; added += ADD_BULK_CHUNK) {
-    const jobs = Array.from({ length: Math.min(ADD_BULK_CHUNK, count - added) }, () => {
-      const svixId = newSvixId();
-      const event = toJobEvent(sampleUserEvent('user.created') as ClerkEvent);
-      const data: WebhookJobData = { svixId, receivedAt: Date.now(), event };
-      return { name: event.type, data, opts: { jobId: svixId } };
-    });
+    const jobs = Array.from({ length: Math.min(ADD_BULK_CHUNK, count - added) }, () =>
+      deliveryJob(),
+    );
     await queue.addBulk(jobs);
   }
 }

@@ -8,29 +8,22 @@
  */
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { createLogger } from '../src/logger.ts';
 import { createORM } from '../src/orm.ts';
-import { type ClerkEvent, createQueue, type WebhookJobData } from '../src/queue/queue.ts';
+import { createQueue } from '../src/queue/queue.ts';
 import { STACK_TRACE_LIMIT } from '../src/queue/retry-policy.ts';
 import { applyUserChanges } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
-import { toJobEvent } from '../src/webhooks/job-event.ts';
-import { startPrivateRedis } from '../test/support/redis-server.ts';
-import { newSvixId } from '../test/support/svix.ts';
+import { deliveryJob } from '../test/support/queue.ts';
+import { startPrivateRedis, usedMemory } from '../test/support/redis-server.ts';
 
 const JOBS = Number(process.env.JOBS ?? 100_000);
 const BATCH = 1_000;
 
-async function usedMemory(redis: Redis): Promise<number> {
-  const info = await redis.info('memory');
-  return Number(/used_memory:(\d+)/.exec(info)?.[1]);
-}
-
 /** The error a job meets while PostgreSQL is unreachable, with its stack through the ORM. */
 async function databaseError(): Promise<Error> {
   const { orm, em } = createORM('postgresql://postgres@127.0.0.1:1/unreachable');
-  const event = toJobEvent(sampleUserEvent('user.created') as unknown as ClerkEvent);
+  const { event } = deliveryJob().data;
   try {
     await applyUserChanges(em.fork(), [
       { kind: 'upsert', user: clerkUserSchema.parse(event.data) },
@@ -54,16 +47,10 @@ try {
   const startedAt = performance.now();
   for (let added = 0; added < JOBS; added += BATCH) {
     const jobs = Array.from({ length: Math.min(BATCH, JOBS - added) }, () => {
-      const svixId = newSvixId();
-      const event = toJobEvent(sampleUserEvent('user.created') as unknown as ClerkEvent);
-      const data: WebhookJobData = { svixId, receivedAt: Date.now(), event };
+      const job = deliveryJob();
       // Three attempts without backoff stand for the 400 of a long outage: either way the job
       // keeps STACK_TRACE_LIMIT traces.
-      return {
-        name: event.type,
-        data,
-        opts: { jobId: svixId, attempts: STACK_TRACE_LIMIT, backoff: undefined },
-      };
+      return { ...job, opts: { ...job.opts, attempts: STACK_TRACE_LIMIT, backoff: undefined } };
     });
     await queue.addBulk(jobs);
   }

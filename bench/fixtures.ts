@@ -1,19 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/logger.ts';
 import { initORM, migrateUp, type Services } from '../src/orm.ts';
 import { createQueue, type WebhookJobData } from '../src/queue/queue.ts';
+import { PROJECT_ROOT } from '../test/support/cli.ts';
 import { dropDatabase, SERVER_URL } from '../test/support/database.ts';
+import { tail } from '../test/support/processes.ts';
 import { REDIS_URL } from '../test/support/queue.ts';
+import { spawnNodeServer } from '../test/support/services.ts';
 import { TEST_SECRET } from '../test/support/svix.ts';
-import { type Service, startService } from './children.ts';
 
-export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
-export const SECRET = TEST_SECRET;
 const QUEUE_PREFIX = 'bull';
 
 /**
@@ -106,7 +107,7 @@ function serviceEnv(database: BenchDatabase | undefined, queue: Queue | undefine
   return {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
-    CLERK_WEBHOOK_SIGNING_SECRET: SECRET,
+    CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
     REDIS_URL,
     QUEUE_PREFIX,
     ...(database ? { DATABASE_URL: database.url } : {}),
@@ -114,6 +115,28 @@ function serviceEnv(database: BenchDatabase | undefined, queue: Queue | undefine
   };
 }
 
+/** A process under test: a Node child serving HTTP (its health route) on a loopback port. */
+export interface Service {
+  pid: number;
+  port: number;
+  /** SIGTERM, then SIGKILL if it has not exited in time; once. */
+  stop(): Promise<StopReport>;
+  /** Throws, with its last output, if the process has exited. */
+  assertRunning(): void;
+}
+
+export interface StopReport {
+  /** VmHWM, the process's peak resident set size, read just before the SIGTERM. */
+  peakRssMiB: number;
+  exitCode: number | null;
+}
+
+/**
+ * Starts `node <script>` (this very Node binary, so TypeScript runs as it does under npm) and
+ * resolves once GET /api/v1/health answers 200, which for the receiver and the worker means
+ * that PostgreSQL and Redis are connected. Stopped with the scope, unless stopped before for
+ * its peak RSS.
+ */
 async function start(
   scope: Scope,
   name: string,
@@ -121,16 +144,40 @@ async function start(
   env: Record<string, string>,
   options: { portVariable: string; nodeArgs?: string[] },
 ): Promise<Service> {
-  const service = await startService(name, script, { ...options, env });
-  // Stopped explicitly, for its peak RSS, unless the run failed or was interrupted first.
-  scope.defer(() => service.stop().catch(() => undefined));
-  return service;
+  const child = await spawnNodeServer(name, script, {
+    ...options,
+    env,
+    healthyWithinMs: READY_TIMEOUT_MS,
+  });
+  const assertRunning = () => {
+    if (!child.isRunning()) throw new Error(`${name} exited\n${tail(child)}`);
+  };
+  let stopped: Promise<StopReport> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      assertRunning();
+      const peakRssMiB = await peakRss(child.pid);
+      const exit = await child.stop('SIGTERM');
+      return { peakRssMiB, exitCode: exit.code };
+    })());
+  scope.defer(() => stop().catch(() => undefined));
+  return { pid: child.pid, port: child.port, stop, assertRunning };
+}
+
+const READY_TIMEOUT_MS = 30_000;
+
+/** Peak resident set size of a live process, in MiB, from /proc/<pid>/status. */
+async function peakRss(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = /^VmHWM:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (!kib) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kib) / 1024;
 }
 
 /** The Node flags an npm script runs its script with (`node <flags> <script>`), so the bench runs the services as npm does. */
 function nodeFlagsOf(scriptName: string): string[] {
   const scripts: Record<string, string> = JSON.parse(
-    readFileSync(`${ROOT}package.json`, 'utf8'),
+    readFileSync(`${PROJECT_ROOT}package.json`, 'utf8'),
   ).scripts;
   const words = (scripts[scriptName] ?? '').split(/\s+/);
   return words.slice(words.indexOf('node') + 1).filter((word) => word.startsWith('--'));

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Service } from './children.ts';
 import { ownCpuMicros, processCpuMicros, redisCpuMicros } from './cpu.ts';
 import {
   baseUrl,
@@ -7,6 +6,7 @@ import {
   freshQueue,
   harnessRedis,
   Scope,
+  type Service,
   startBaseline,
   startReceiver,
 } from './fixtures.ts';

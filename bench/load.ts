@@ -4,8 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { Webhook } from 'svix';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
-import { newSvixId } from '../test/support/svix.ts';
-import { SECRET } from './fixtures.ts';
+import { newSvixId, TEST_SECRET } from '../test/support/svix.ts';
 import { percentile } from './stats.ts';
 
 export const WEBHOOK_PATH = '/webhooks/clerk';
@@ -38,7 +37,7 @@ function createSigner(secret: string): (body: string) => SignedHeaders {
 }
 
 /** Every delivery the bench sends is signed with the services' one secret. */
-const sign = createSigner(SECRET);
+const sign = createSigner(TEST_SECRET);
 
 /** A Clerk user.created for a user never seen before, as its JSON body. */
 function newUserBody(): string {

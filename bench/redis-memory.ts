@@ -12,16 +12,11 @@ import { createQueue } from '../src/queue/queue.ts';
 import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { createTestDatabase } from '../test/support/database.ts';
-import { startPrivateRedis } from '../test/support/redis-server.ts';
+import { startPrivateRedis, usedMemory } from '../test/support/redis-server.ts';
 import { newSvixId, signedHeaders, TEST_SECRET } from '../test/support/svix.ts';
 
 const DELIVERIES = Number(process.env.DELIVERIES ?? 100_000);
 const CONNECTIONS = 32;
-
-async function usedMemory(redis: Redis): Promise<number> {
-  const info = await redis.info('memory');
-  return Number(/used_memory:(\d+)/.exec(info)?.[1]);
-}
 
 const redisServer = await startPrivateRedis();
 const redisUrl = redisServer.url;

@@ -1,7 +1,7 @@
 import { cpus } from 'node:os';
 import type { BackfillBenchResult } from './backfill.ts';
 import type { DrainResult } from './drain.ts';
-import type { IngestResult, IngestSummary } from './ingest.ts';
+import type { IngestResult, IngestSummary, IngestTarget } from './ingest.ts';
 import type { LatencyResult } from './latency.ts';
 import type { LoneChangeResult } from './lone-change.ts';
 import { PGBENCH_CLIENTS, type PgbenchResult } from './pgbench.ts';
@@ -78,39 +78,27 @@ export function peakRss(m: Measurements): { receiverMiB: number; workerMiB: numb
 }
 
 export function tableRows(m: Measurements): Row[] {
-  const {
-    receiver,
-    'verify-only': verifyOnly,
-    'verify-add': verifyAdd,
-    'inline-upsert': inline,
-  } = m.ingest.median;
+  const { receiver } = m.ingest.median;
   const { oneWorker, twoWorkers, oneWorkerUnbatched } = m.drain;
   const ingestFigure = (summary: IngestSummary) =>
     `${perSecond(summary.deliveriesPerSecond)}, p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)}`;
+  /** The receiver against one of the ingest baselines. */
+  const ingestRow = (baseline: IngestTarget, label: string, minimum: number, short = label) => {
+    const other = m.ingest.median[baseline];
+    return ratioRow(
+      `ingest: receiver vs ${label}`,
+      ingestFigure(receiver),
+      `${short} ${ingestFigure(other)}`,
+      receiver.deliveriesPerSecond / other.deliveriesPerSecond,
+      minimum,
+    );
+  };
   const pgbench = `pgbench 1 tx/event, ${PGBENCH_CLIENTS} clients: ${perSecond(m.pgbench.tps)}`;
   const rss = peakRss(m);
   return [
-    ratioRow(
-      'ingest: receiver vs verify-only',
-      ingestFigure(receiver),
-      `verify-only ${ingestFigure(verifyOnly)}`,
-      receiver.deliveriesPerSecond / verifyOnly.deliveriesPerSecond,
-      TARGETS.ingestVsVerifyOnly,
-    ),
-    ratioRow(
-      'ingest: receiver vs verify+add',
-      ingestFigure(receiver),
-      `verify+add ${ingestFigure(verifyAdd)}`,
-      receiver.deliveriesPerSecond / verifyAdd.deliveriesPerSecond,
-      TARGETS.ingestVsVerifyAdd,
-    ),
-    ratioRow(
-      'ingest: receiver vs inline upsert',
-      ingestFigure(receiver),
-      `inline ${ingestFigure(inline)}`,
-      receiver.deliveriesPerSecond / inline.deliveriesPerSecond,
-      TARGETS.ingestVsInline,
-    ),
+    ingestRow('verify-only', 'verify-only', TARGETS.ingestVsVerifyOnly),
+    ingestRow('verify-add', 'verify+add', TARGETS.ingestVsVerifyAdd),
+    ingestRow('inline-upsert', 'inline upsert', TARGETS.ingestVsInline, 'inline'),
     ratioRow(
       `drain: 1 worker, ${oneWorker.jobs} jobs`,
       perSecond(oneWorker.eventsPerSecond),
@@ -141,9 +129,9 @@ export function tableRows(m: Measurements): Row[] {
     limitRow(
       'lone change: worker CPU',
       Math.max(...Object.values(m.loneChange.cpuMicros)),
-      `create ${Math.round(m.loneChange.cpuMicros.create)}, update ${Math.round(m.loneChange.cpuMicros.update)}, delete ${Math.round(m.loneChange.cpuMicros.delete)} µs`,
       TARGETS.loneChangeCpuMicros,
       'µs',
+      `create ${Math.round(m.loneChange.cpuMicros.create)}, update ${Math.round(m.loneChange.cpuMicros.update)}, delete ${Math.round(m.loneChange.cpuMicros.delete)} µs`,
     ),
     {
       metric: 'lone change: an empty transaction',
@@ -169,27 +157,9 @@ export function tableRows(m: Measurements): Row[] {
       m.backfill.firstRun.usersPerSecond / m.backfill.ceilingUsersPerSecond,
       TARGETS.backfillVsCeiling,
     ),
-    limitRow(
-      'peak RSS: receiver',
-      rss.receiverMiB,
-      `${Math.round(rss.receiverMiB)} MiB`,
-      TARGETS.receiverPeakRssMiB,
-      'MiB',
-    ),
-    limitRow(
-      'peak RSS: worker',
-      rss.workerMiB,
-      `${Math.round(rss.workerMiB)} MiB`,
-      TARGETS.workerPeakRssMiB,
-      'MiB',
-    ),
-    limitRow(
-      'wall time (harness)',
-      m.wallSeconds,
-      `${Math.round(m.wallSeconds)} s`,
-      TARGETS.wallSeconds,
-      's',
-    ),
+    limitRow('peak RSS: receiver', rss.receiverMiB, TARGETS.receiverPeakRssMiB, 'MiB'),
+    limitRow('peak RSS: worker', rss.workerMiB, TARGETS.workerPeakRssMiB, 'MiB'),
+    limitRow('wall time (harness)', m.wallSeconds, TARGETS.wallSeconds, 's'),
   ];
 }
 
@@ -240,7 +210,7 @@ export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = 
 function latencyRow(latency: LatencyResult, ratePerSecond: number, maximumMs: number): Row {
   const { p99Ms, p50Ms, maxMs, machineBusyPercent } = latency;
   const shown = `${ms(p99Ms)} (p50 ${ms(p50Ms)}, max ${ms(maxMs)}); CPU ${Math.round(machineBusyPercent)}% busy`;
-  return limitRow(`receipt-to-row p99 at ${ratePerSecond}/s`, p99Ms, shown, maximumMs, 'ms');
+  return limitRow(`receipt-to-row p99 at ${ratePerSecond}/s`, p99Ms, maximumMs, 'ms', shown);
 }
 
 function latencyCheck(latency: LatencyResult, ratePerSecond: number): Check {
@@ -265,14 +235,7 @@ const COLUMNS = ['metric', 'value', 'baseline', 'ratio', 'target', 'result'] as 
 type Cells = Record<(typeof COLUMNS)[number], string>;
 
 export function formatTable(rows: readonly Row[]): string {
-  const header: Cells = {
-    metric: 'metric',
-    value: 'value',
-    baseline: 'baseline',
-    ratio: 'ratio',
-    target: 'target',
-    result: 'result',
-  };
+  const header = Object.fromEntries(COLUMNS.map((column) => [column, column])) as Cells;
   const all: Cells[] = [header, ...rows];
   const widths = COLUMNS.map((column) => Math.max(...all.map((row) => row[column].length)));
   const line = (row: Cells) =>
@@ -303,9 +266,9 @@ function ratioRow(
 function limitRow(
   metric: string,
   value: number,
-  shown: string,
   maximum: number,
   unit: string,
+  shown = `${Math.round(value)} ${unit}`,
 ): Row {
   return {
     metric,

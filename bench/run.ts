@@ -10,8 +10,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { killAllChildren } from '../test/support/processes.ts';
 import { measureBackfill } from './backfill.ts';
-import { killAllServices } from './children.ts';
 import { type DrainResult, measureDrain } from './drain.ts';
 import { closeHarnessRedis, RESULTS_DIR, Scope } from './fixtures.ts';
 import { measureIngest } from './ingest.ts';
@@ -66,7 +66,7 @@ const progress = (message: string) =>
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     console.log(`bench: ${signal}, cleaning up`);
-    await killAllServices();
+    await killAllChildren();
     await Scope.closeAll();
     closeHarnessRedis();
     process.exit(130);

@@ -80,26 +80,24 @@ const webhookSecrets = z
   })
   .optional();
 
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const port = integer(0, 65535);
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   DATABASE_URL: databaseUrl.default(DEFAULT_DATABASE_URL),
   MIGRATION_DATABASE_URL: optionalText.pipe(databaseUrl.optional()),
   REDIS_URL: redisUrl.default(DEFAULT_REDIS_URL),
   CLERK_WEBHOOK_SIGNING_SECRET: webhookSecrets,
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
-  MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_CONNECTIONS),
-  KEEP_ALIVE_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(600_000)
-    .default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
-  WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
-  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(2000).default(384),
-  WORKER_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(375),
-  WORKER_BATCH_WINDOW_MS: z.coerce.number().int().min(0).max(1000).default(0),
-  WORKER_LOCK_DURATION_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  PORT: port.default(3000),
+  METRICS_PORT: port.optional(),
+  MAX_CONNECTIONS: integer(1, 1_000_000).default(DEFAULT_MAX_CONNECTIONS),
+  KEEP_ALIVE_TIMEOUT_MS: integer(0, 600_000).default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+  WORKER_METRICS_PORT: port.default(9464),
+  WORKER_CONCURRENCY: integer(1, 2000).default(384),
+  WORKER_BATCH_SIZE: integer(1, 1000).default(375),
+  WORKER_BATCH_WINDOW_MS: integer(0, 1000).default(0),
+  WORKER_LOCK_DURATION_MS: integer(1_000, 600_000).default(30_000),
   QUEUE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, 'must contain only letters, digits, _ and -')
@@ -116,7 +114,7 @@ const envSchema = z.object({
   CLERK_API_URL: urlWithProtocols(['http:', 'https:'], 'https://api.clerk.com').default(
     'https://api.clerk.com',
   ),
-  CLERK_API_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  CLERK_API_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   DASHBOARD_USERNAME: optionalText,
   DASHBOARD_PASSWORD: optionalText,
 });

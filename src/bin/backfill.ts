@@ -1,6 +1,5 @@
 import { clerkClientFrom } from '../clerk/api.ts';
-import { exitWithError, loadConfigOrExit } from '../config.ts';
-import { ClerkApiError } from '../errors.ts';
+import { loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
 import { formatBackfillSummary, runBackfill } from '../sync/backfill.ts';
 import { createProgress } from './progress.ts';
@@ -33,10 +32,6 @@ await runOrExit(async () => {
       },
     });
     console.log(formatBackfillSummary(result, dryRun));
-  } catch (error) {
-    // The API's final answer (a bad key, a page that kept failing) is one line, not a stack.
-    if (error instanceof ClerkApiError) exitWithError(error.message);
-    throw error;
   } finally {
     await orm.close();
   }

@@ -9,10 +9,8 @@ const PLAIN_INTERVAL_MS = 5_000;
  * cli-progress's bar (done/total, rate, ETA) on a terminal; elsewhere, its plain-line mode:
  * a line every few seconds that a log collector can keep.
  */
-export function createProgress(
-  label: string,
-  stream: NodeJS.WriteStream = process.stderr,
-): Progress {
+export function createProgress(label: string): Progress {
+  const stream = process.stderr;
   const terminal = Boolean(stream.isTTY);
   const bar = new Bar(
     {

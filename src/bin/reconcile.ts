@@ -1,6 +1,5 @@
 import { clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
-import { ClerkApiError } from '../errors.ts';
 import { initORM } from '../orm.ts';
 import { DEFAULT_MAX_DELETE_PERCENT, formatReconcileReport, reconcile } from '../sync/reconcile.ts';
 import { createProgress } from './progress.ts';
@@ -40,10 +39,6 @@ await runOrExit(async () => {
     });
     console.log(formatReconcileReport(report, { showEmails: values['show-emails'] }));
     if (report.refused) process.exitCode = 1;
-  } catch (error) {
-    // The API's final answer (a bad key, a page that kept failing) is one line, not a stack.
-    if (error instanceof ClerkApiError) exitWithError(error.message);
-    throw error;
   } finally {
     await orm.close();
   }

@@ -1,16 +1,20 @@
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { exitWithError } from '../config.ts';
-import { ConfigError, DatabaseUnavailableError } from '../errors.ts';
+import { ClerkApiError, ConfigError, DatabaseUnavailableError } from '../errors.ts';
 
 /**
- * Runs a command; a configuration or connection problem, or a mistyped argument, ends it with
- * one readable line.
+ * Runs a command; a configuration or connection problem, a mistyped argument, or the Clerk
+ * API's final answer (a bad key, a page that kept failing) ends it with one readable line.
  */
 export async function runOrExit(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof DatabaseUnavailableError) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof DatabaseUnavailableError ||
+      error instanceof ClerkApiError
+    ) {
       exitWithError(error.message);
     }
     if (isArgumentError(error)) exitWithError(error.message);

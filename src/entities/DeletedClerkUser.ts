@@ -1,4 +1,4 @@
-import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { defineEntity, p } from '@mikro-orm/core';
 
 /**
  * A tombstone for each Clerk user deleted by a `user.deleted` event. Clerk never reuses user
@@ -16,4 +16,3 @@ export const DeletedClerkUserSchema = defineEntity({
 
 export class DeletedClerkUser extends DeletedClerkUserSchema.class {}
 DeletedClerkUserSchema.setClass(DeletedClerkUser);
-export type IDeletedClerkUser = InferEntity<typeof DeletedClerkUserSchema>;

@@ -1,4 +1,4 @@
-import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { defineEntity, p } from '@mikro-orm/core';
 
 /**
  * Where a long-running command (the backfill) got to: written in the same transaction as the
@@ -20,4 +20,3 @@ export const SyncCheckpointSchema = defineEntity({
 
 export class SyncCheckpoint extends SyncCheckpointSchema.class {}
 SyncCheckpointSchema.setClass(SyncCheckpoint);
-export type ISyncCheckpoint = InferEntity<typeof SyncCheckpointSchema>;

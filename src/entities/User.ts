@@ -1,4 +1,4 @@
-import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import { defineEntity, p } from '@mikro-orm/core';
 import { timestamps, uuidPrimaryKey } from './base.ts';
 import { UserPreferences } from './UserPreferences.ts';
 
@@ -20,4 +20,3 @@ export const UserSchema = defineEntity({
 
 export class User extends UserSchema.class {}
 UserSchema.setClass(User);
-export type IUser = InferEntity<typeof UserSchema>;

@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import type { Config } from '../config.ts';
 import { createApp, createMetricsApp } from '../http/app.ts';
 import { dashboardRouter } from '../http/dashboard.ts';
@@ -17,7 +16,6 @@ import { closeServer, listen, type Stoppable } from './lifecycle.ts';
 const REDIS_STARTUP_WAIT_MS = 3_000;
 
 export interface Receiver extends Stoppable {
-  server: Server;
   port: number;
   /** Where GET /metrics is served: METRICS_PORT when set, else the receiver's own port. */
   metricsPort: number;
@@ -70,7 +68,6 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   log.info({ port, metricsPort, queue: config.queueName }, 'receiver listening');
 
   return {
-    server,
     port,
     metricsPort,
     async stop() {

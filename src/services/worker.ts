@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import type { Config } from '../config.ts';
 import { TimeoutError } from '../errors.ts';
 import { createApp } from '../http/app.ts';
@@ -21,11 +20,6 @@ export const WORKER_CLOSE_TIMEOUT_MS = 5_000;
 export interface WorkerProcess extends Stoppable {
   /** The status server's port: GET /metrics, GET /api/v1/health, GET /livez and GET /readyz. */
   port: number;
-  server: Server;
-}
-
-export interface WorkerProcessOptions {
-  services?: Services;
 }
 
 /**
@@ -36,7 +30,7 @@ export interface WorkerProcessOptions {
 export async function startWorker(
   config: Config,
   log: Logger,
-  options: WorkerProcessOptions = {},
+  options: { services?: Services } = {},
 ): Promise<WorkerProcess> {
   const services = options.services ?? createORM(config.databaseUrl, log);
   const connection = createWorkerConnection(config.redisUrl, log);
@@ -73,7 +67,6 @@ export async function startWorker(
 
   return {
     port,
-    server,
     async stop() {
       try {
         await withTimeout(worker.close(), WORKER_CLOSE_TIMEOUT_MS, 'closing the worker');

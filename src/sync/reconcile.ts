@@ -126,15 +126,9 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     );
   }
   if (options.apply && !report.refused) {
+    const upserts = [...report.missing, ...report.drifted.map((drift) => drift.clerkUserId)];
     const changes: UserChange[] = [
-      ...report.missing.map((id) => ({
-        kind: 'upsert' as const,
-        user: clerk.get(id) as ClerkUser,
-      })),
-      ...report.drifted.map((drift) => ({
-        kind: 'upsert' as const,
-        user: clerk.get(drift.clerkUserId) as ClerkUser,
-      })),
+      ...upserts.map((id) => ({ kind: 'upsert' as const, user: clerk.get(id) as ClerkUser })),
       ...report.gone.map((clerkUserId) => ({ kind: 'delete' as const, clerkUserId })),
     ];
     report.applied = {};

@@ -28,16 +28,18 @@ export async function removeQueue(queue: Queue): Promise<void> {
   await queue.close();
 }
 
-/** Queues a user.created delivery as the receiver does: the trimmed event, its svix-id as job id. */
-export function addDelivery(
-  queue: Queue<WebhookJobData>,
-  svixId = newSvixId(),
-  clerkUserId = clerkId('user'),
-) {
+/** A user.created delivery as the receiver queues it: the trimmed event, its svix-id as job id. */
+export function deliveryJob(svixId = newSvixId(), clerkUserId = clerkId('user')) {
   const event = toJobEvent(
     sampleUserEvent('user.created', { id: clerkUserId }) as unknown as ClerkEvent,
   );
-  return queue.add(event.type, { svixId, receivedAt: Date.now(), event }, { jobId: svixId });
+  const data: WebhookJobData = { svixId, receivedAt: Date.now(), event };
+  return { name: event.type, data, opts: { jobId: svixId } };
+}
+
+export function addDelivery(queue: Queue<WebhookJobData>, svixId?: string, clerkUserId?: string) {
+  const { name, data, opts } = deliveryJob(svixId, clerkUserId);
+  return queue.add(name, data, opts);
 }
 
 /**

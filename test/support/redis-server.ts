@@ -4,6 +4,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
+import type { Redis } from 'ioredis';
 import { type Child, freePort, spawnChild, tail } from './processes.ts';
 
 const READY_TIMEOUT_MS = 15_000;
@@ -153,4 +154,10 @@ function ping(port: number, tls: TlsFiles | undefined): Promise<string> {
       if (reply.includes('\r\n')) done(reply.trim());
     });
   });
+}
+
+/** Bytes Redis reports in use (INFO memory). */
+export async function usedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)?.[1]);
 }
