@@ -443,6 +443,25 @@ describe('runBackfill', () => {
     expect(await checkpointOffset()).toBeUndefined();
   });
 
+  it('counts a user with text no database can hold as malformed, and imports the others', async () => {
+    const [good, loneSurrogate, nul] = generateUsers(3) as [FakeUser, FakeUser, FakeUser];
+    const api = await startFake(
+      [],
+      [
+        good,
+        // A lone UTF-16 surrogate cannot be encoded as UTF-8; nor can PostgreSQL hold NUL.
+        { ...loneSurrogate, email: 'lone\ud800surrogate@example.com' },
+        { ...nul, id: `${nul.id}\u0000` },
+      ],
+    );
+
+    const { result } = await backfill(api);
+
+    expect(result.counts).toEqual(counts({ created: 1, invalid: 2 }));
+    expect(formatBackfillSummary(result, false)).toContain('malformed: 2');
+    await expectExactRows([good]);
+  });
+
   it('writes nothing on a dry run, not even a checkpoint', async () => {
     const api = await startFake([{ onListRequest: 2, status: 503 }]);
 

@@ -109,6 +109,18 @@ describe('user.created', () => {
     expect(() => changeOf(event)).toThrow(UnrecoverableError);
     expect(() => changeOf(event)).toThrow('invalid user.created payload: bad id');
   });
+
+  it.each([
+    ['a NUL in the user id', created(`${clerkId('user')}\u0000`, {}), 'bad id'],
+    [
+      'a lone UTF-16 surrogate in an email address',
+      created(clerkId('user'), { email: 'lone\ud800@example.com' }),
+      'bad email_addresses.0.email_address',
+    ],
+  ])('fails for good on text PostgreSQL cannot store: %s', (_, event, fields) => {
+    expect(() => changeOf(event)).toThrow(UnrecoverableError);
+    expect(() => changeOf(event)).toThrow(`invalid user.created payload: ${fields}`);
+  });
 });
 
 describe('user.updated', () => {

@@ -5,13 +5,13 @@ const MAX_EMAIL_LENGTH = 255;
 const IANA_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 
 const metadata = z.record(z.string(), z.unknown()).nullish();
-// PostgreSQL text cannot hold NUL; such a value could never be stored, so it is invalid here.
+/**
+ * Text PostgreSQL can hold: no NUL, and no lone UTF-16 surrogate, which has no UTF-8 encoding.
+ * A value with either could never be stored as it is, so it is invalid here.
+ */
+const isStorable = (value: string) => !value.includes('\0') && value.isWellFormed();
 const storableText = (max: number) =>
-  z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((value) => !value.includes('\0'), 'must not contain NUL');
+  z.string().min(1).max(max).refine(isStorable, 'must be text PostgreSQL can store');
 
 /** The part of Clerk's UserJSON that clerk-sync reads; everything else in the payload is ignored. */
 export const clerkUserSchema = z.object({
@@ -21,7 +21,7 @@ export const clerkUserSchema = z.object({
       z
         .object({
           id: z.string(),
-          email_address: z.string().refine((value) => !value.includes('\0')),
+          email_address: z.string().refine(isStorable),
           // Clerk sends null for an address never verified; absent only in jobs queued before
           // the queue kept this field (see isVerified).
           verification: z.object({ status: z.unknown() }).loose().nullish(),
