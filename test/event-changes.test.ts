@@ -117,7 +117,8 @@ describe('user.created', () => {
       created(clerkId('user'), { email: 'lone\ud800@example.com' }),
       'bad email_addresses.0.email_address',
     ],
-  ])('fails for good on text PostgreSQL cannot store: %s', (_, event, fields) => {
+    ['an updated_at past the last date', created(clerkId('user'), { at: 9e15 }), 'bad updated_at'],
+  ])('fails for good on what PostgreSQL cannot store: %s', (_, event, fields) => {
     expect(() => changeOf(event)).toThrow(UnrecoverableError);
     expect(() => changeOf(event)).toThrow(`invalid user.created payload: ${fields}`);
   });

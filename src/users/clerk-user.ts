@@ -5,6 +5,8 @@ const MAX_EMAIL_LENGTH = 255;
 const IANA_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 
 const metadata = z.record(z.string(), z.unknown()).nullish();
+/** The last moment a JavaScript Date can hold; a later `updated_at` is no time at all. */
+const LAST_DATE_MS = 8.64e15;
 /**
  * Text PostgreSQL can hold: no NUL, and no lone UTF-16 surrogate, which has no UTF-8 encoding.
  * A value with either could never be stored as it is, so it is invalid here.
@@ -33,7 +35,7 @@ export const clerkUserSchema = z.object({
   primary_email_address_id: z.string().nullish(),
   public_metadata: metadata,
   unsafe_metadata: metadata,
-  updated_at: z.number().int().nonnegative().nullish(),
+  updated_at: z.number().int().nonnegative().max(LAST_DATE_MS).nullish(),
 });
 export type ClerkUser = z.infer<typeof clerkUserSchema>;
 
