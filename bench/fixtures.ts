@@ -131,6 +131,8 @@ export interface StopReport {
   exitCode: number | null;
 }
 
+const READY_TIMEOUT_MS = 30_000;
+
 /**
  * Starts `node <script>` (this very Node binary, so TypeScript runs as it does under npm) and
  * resolves once GET /api/v1/health answers 200, which for the receiver and the worker means
@@ -152,19 +154,17 @@ async function start(
   const assertRunning = () => {
     if (!child.isRunning()) throw new Error(`${name} exited\n${tail(child)}`);
   };
+  const stopNow = async (): Promise<StopReport> => {
+    assertRunning();
+    const peakRssMiB = await peakRss(child.pid);
+    const exit = await child.stop('SIGTERM');
+    return { peakRssMiB, exitCode: exit.code };
+  };
   let stopped: Promise<StopReport> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      assertRunning();
-      const peakRssMiB = await peakRss(child.pid);
-      const exit = await child.stop('SIGTERM');
-      return { peakRssMiB, exitCode: exit.code };
-    })());
+  const stop = () => (stopped ??= stopNow());
   scope.defer(() => stop().catch(() => undefined));
   return { pid: child.pid, port: child.port, stop, assertRunning };
 }
-
-const READY_TIMEOUT_MS = 30_000;
 
 /** Peak resident set size of a live process, in MiB, from /proc/<pid>/status. */
 async function peakRss(pid: number): Promise<number> {
