@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from './src/config.ts';
 import { createLogger } from './src/logger.ts';
-import { ormOptions } from './src/orm.ts';
+import { CREATE_MISSING_DATABASE, ormOptions } from './src/orm.ts';
 
 const config = loadConfigOrExit();
 
@@ -8,4 +8,5 @@ const config = loadConfigOrExit();
 export default ormOptions(
   config.migrationDatabaseUrl,
   createLogger({ level: 'warn', name: 'mikro-orm' }),
+  CREATE_MISSING_DATABASE,
 );

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '../src/logger.ts';
-import { initORM, migrateUp, type Services } from '../src/orm.ts';
+import { CREATE_MISSING_DATABASE, initORM, migrateUp, type Services } from '../src/orm.ts';
 import { createQueue, type WebhookJobData } from '../src/queue/queue.ts';
 import { PROJECT_ROOT } from '../test/support/cli.ts';
 import { dropDatabase, SERVER_URL } from '../test/support/database.ts';
@@ -70,7 +70,7 @@ export async function freshDatabase(scope: Scope): Promise<BenchDatabase> {
     await services?.orm.close();
     await dropDatabase(name);
   });
-  services = await initORM(url, createLogger({ level: 'silent' }));
+  services = await initORM(url, createLogger({ level: 'silent' }), CREATE_MISSING_DATABASE);
   await migrateUp(services.orm);
   return { ...services, name, url };
 }

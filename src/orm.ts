@@ -44,6 +44,9 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
       emit: 'ts',
       snapshot: false,
     },
+    // Only the migration connection creates a missing database (CREATE_MISSING_DATABASE): a
+    // service or command pointed at a mistyped name must fail, not fill an empty database.
+    ensureDatabase: false,
     pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
     driverOptions: {
       connectionTimeoutMillis: 5_000,
@@ -54,6 +57,9 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
     ...overrides,
   });
 }
+
+/** For the migration connection: the database is created when it does not exist yet. */
+export const CREATE_MISSING_DATABASE = { ensureDatabase: true } satisfies Partial<Options>;
 
 /**
  * Kysely, under MikroORM, gives a transaction's connection back to the pool only once its commit
@@ -82,9 +88,9 @@ export interface Services {
 }
 
 /**
- * Opens the ORM and its connection pool, creating the database named in DATABASE_URL when it
- * does not exist yet. Fails with a DatabaseUnavailableError that says which server could not
- * be reached and why.
+ * Opens the ORM and its connection pool (with CREATE_MISSING_DATABASE, creating the database
+ * first when it does not exist yet). Fails with a DatabaseUnavailableError that says which
+ * server or database could not be reached and why.
  */
 export async function initORM(
   databaseUrl: string,
@@ -95,6 +101,9 @@ export async function initORM(
   const orm = new MikroORM(ormOptions(databaseUrl, log, overrides));
   try {
     await orm.connect();
+    // connect() opens no connection of its own: one query shows the database is there.
+    const check = await orm.checkConnection();
+    if (!check.ok) throw check.error ?? new Error(check.reason);
   } catch (error) {
     await orm.close(true).catch(() => undefined);
     throw new DatabaseUnavailableError(describeConnectionFailure(databaseUrl, error, variable));

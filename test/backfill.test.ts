@@ -569,6 +569,27 @@ describe('npm run backfill', () => {
     expect(await countRows(db, 'users')).toBe(0);
   });
 
+  it('prints an unexpected failure with its stack, scrubbed of email addresses', async () => {
+    const api = await startFake([], generateUsers(10));
+    // A database error that quotes the row it refused, as a constraint or trigger can.
+    await sql(
+      db,
+      `create function refuse_user() returns trigger language plpgsql as $$
+       begin raise exception 'refused %', new.email; end $$;
+       create trigger refuse_user before insert on users for each row execute function refuse_user()`,
+    );
+    try {
+      const { code, stderr } = await runNpmScript('backfill', [], cliEnv(api));
+
+      expect(code).toBe(1);
+      expect(stderr).toContain('refused [email]');
+      expect(stderr).toMatch(/\n +at /);
+      expect(stderr).not.toMatch(/person\d+@example\.com/);
+    } finally {
+      await sql(db, 'drop function refuse_user() cascade');
+    }
+  });
+
   it.skipIf(!existsSync('/usr/bin/script'))(
     'draws a progress bar on a terminal, and again after a retry message',
     async () => {

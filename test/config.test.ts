@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { type CommandResult, runCommand } from './support/cli.ts';
+import { type CommandResult, runCommand, runNpmScript } from './support/cli.ts';
 import { configError } from './support/config.ts';
+import { dropDatabase, SERVER_URL } from './support/database.ts';
 
 const SECRET_A = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const SECRET_B = 'whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=';
@@ -134,5 +136,47 @@ describe('command-line arguments', () => {
     const result = await runCommand('npm', ['run', '-s', 'backfill', '--', '--dryrun']);
     expect(result.code).toBe(1);
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining("'--dryrun'")]);
+  });
+});
+
+describe('a DATABASE_URL naming a database that does not exist', () => {
+  const missing = () => `clerk_sync_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+  /** Whether the server has a database of this name, asked through a connection of its own. */
+  async function exists(name: string): Promise<boolean> {
+    const probe = await runCommand('psql', [
+      `${SERVER_URL}/postgres`,
+      '-Atc',
+      `select count(*) from pg_database where datname = '${name}'`,
+    ]);
+    return probe.stdout.trim() === '1';
+  }
+
+  it.each([
+    ['backfill', ['--dry-run']],
+    ['db:check', []],
+  ])('fails npm run %s in one line naming it, and creates nothing', async (script, args) => {
+    const name = missing();
+    const result = await runNpmScript(script, args, {
+      DATABASE_URL: `${SERVER_URL}/${name}`,
+      CLERK_SECRET_KEY: 'sk_test_unused',
+      CLERK_API_URL: 'http://127.0.0.1:1',
+    });
+    const created = await exists(name);
+    if (created) await dropDatabase(name);
+
+    expect(created).toBe(false);
+    expect(result.code).toBe(1);
+    expectOneReadableLine(result.stderr, `DATABASE_URL: cannot connect to`);
+    expect(result.stderr).toContain(`database "${name}" does not exist`);
+  });
+
+  it('is created by the migration commands, which are meant to', async () => {
+    const name = missing();
+    const result = await prepareDatabase({ DATABASE_URL: `${SERVER_URL}/${name}` });
+    const created = await exists(name);
+    if (created) await dropDatabase(name);
+
+    expect(result.code, result.stderr).toBe(0);
+    expect(created).toBe(true);
   });
 });

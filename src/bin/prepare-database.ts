@@ -1,5 +1,5 @@
 import { loadConfigOrExit } from '../config.ts';
-import { initORM } from '../orm.ts';
+import { CREATE_MISSING_DATABASE, initORM } from '../orm.ts';
 import { runOrExit } from './run.ts';
 
 /**
@@ -12,7 +12,7 @@ await runOrExit(async () => {
   const { orm } = await initORM(
     config.migrationDatabaseUrl,
     undefined,
-    {},
+    CREATE_MISSING_DATABASE,
     config.migrationDatabaseUrlVariable,
   );
   await orm.close();

@@ -1,24 +1,24 @@
-import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
+import { inspect, type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { exitWithError } from '../config.ts';
 import { ClerkApiError, ConfigError, DatabaseUnavailableError } from '../errors.ts';
+import { scrub } from '../logger.ts';
 
 /**
  * Runs a command; a configuration or connection problem, a mistyped argument, or the Clerk
  * API's final answer (a bad key, a page that kept failing) ends it with one readable line.
+ * Anything else ends it with the error's full account, scrubbed like a log line: a database
+ * error can quote the row it refused, and a command's output often lands in a log collector.
  */
 export async function runOrExit(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (error) {
-    if (
+    const known =
       error instanceof ConfigError ||
       error instanceof DatabaseUnavailableError ||
-      error instanceof ClerkApiError
-    ) {
-      exitWithError(error.message);
-    }
-    if (isArgumentError(error)) exitWithError(error.message);
-    throw error;
+      error instanceof ClerkApiError ||
+      isArgumentError(error);
+    exitWithError(known ? (error as Error).message : scrub(inspect(error)));
   }
 }
 

@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from '../config.ts';
 import { createLogger } from '../logger.ts';
-import { initORM, migrateUp } from '../orm.ts';
+import { CREATE_MISSING_DATABASE, initORM, migrateUp } from '../orm.ts';
 import { stopOnSignals } from '../services/lifecycle.ts';
 import { startReceiver } from '../services/receiver.ts';
 import { startWorker } from '../services/worker.ts';
@@ -16,7 +16,7 @@ await runOrExit(async () => {
   const migrations = await initORM(
     config.migrationDatabaseUrl,
     log,
-    {},
+    CREATE_MISSING_DATABASE,
     config.migrationDatabaseUrlVariable,
   );
   try {

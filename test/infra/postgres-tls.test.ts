@@ -47,7 +47,7 @@ describe('PostgreSQL with TLS', () => {
       result = await runNpmScript('db:check', [], {
         DATABASE_URL: postgres.url(DATABASE, 'sslmode=require'),
       });
-      const admin = await initORM(postgres.url('postgres'), undefined, { ensureDatabase: false });
+      const admin = await initORM(postgres.url('postgres'));
       created = await admin.em
         .getConnection()
         .execute('select count(*)::int as count from pg_database where datname = ?', [DATABASE]);

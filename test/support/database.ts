@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { createLogger } from '../../src/logger.ts';
-import { initORM, MIGRATIONS_PATH, migrateUp, ormOptions, type Services } from '../../src/orm.ts';
+import {
+  CREATE_MISSING_DATABASE,
+  initORM,
+  MIGRATIONS_PATH,
+  migrateUp,
+  ormOptions,
+  type Services,
+} from '../../src/orm.ts';
 import { PROJECT_ROOT } from './cli.ts';
 
 export const SERVER_URL =
@@ -23,7 +30,7 @@ export async function createTestDatabase(
 ): Promise<TestDatabase> {
   const name = `clerk_sync_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
   const url = `${SERVER_URL}/${name}`;
-  const services = await initORM(url, createLogger({ level: 'silent' }));
+  const services = await initORM(url, createLogger({ level: 'silent' }), CREATE_MISSING_DATABASE);
   if (options.migrate ?? true) await migrateUp(services.orm);
   return {
     ...services,
@@ -37,9 +44,7 @@ export async function createTestDatabase(
 }
 
 export async function dropDatabase(name: string): Promise<void> {
-  const admin = new MikroORM(
-    ormOptions(`${SERVER_URL}/postgres`, undefined, { ensureDatabase: false }),
-  );
+  const admin = new MikroORM(ormOptions(`${SERVER_URL}/postgres`));
   try {
     await admin.em.getConnection().execute(`drop database if exists "${name}" with (force)`);
   } finally {
