@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
 import { startWorker } from '../src/services/worker.ts';
 import { testConfig } from './support/config.ts';
+import { countRows } from './support/database.ts';
 import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './support/queue.ts';
 import { startInProcessReceiver } from './support/receiver.ts';
@@ -142,5 +143,23 @@ describe("the worker's status server", () => {
     const text = await metrics.text();
     expect(text).toContain('# TYPE clerk_sync_jobs_completed_total counter');
     expect(text).toContain('# TYPE clerk_sync_job_duration_seconds histogram');
+  });
+
+  it('reports a database that does not exist as disconnected, and does not create it', async () => {
+    const missing = `${db.name}_missing`;
+    const worker = await startWorker(
+      testConfig({
+        DATABASE_URL: db.url.replace(db.name, missing),
+        REDIS_URL,
+        QUEUE_NAME: uniqueQueueName(),
+      }),
+      log,
+    );
+    cleanUpLater(() => worker.stop());
+
+    const health = await checkHealth(`http://127.0.0.1:${worker.port}`);
+    expect(health.status).toBe(503);
+    expect(health.body).toMatchObject({ database: 'disconnected', redis: 'connected' });
+    expect(await countRows(db, 'pg_database', 'datname = ?', [missing])).toBe(0);
   });
 });
