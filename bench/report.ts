@@ -3,7 +3,7 @@ import type { BackfillBenchResult } from './backfill.ts';
 import type { DrainResult } from './drain.ts';
 import type { IngestResult, IngestSummary, IngestTarget } from './ingest.ts';
 import type { LatencyResult } from './latency.ts';
-import type { LoneChangeResult } from './lone-change.ts';
+import { formatChangeCpu, type LoneChangeResult } from './lone-change.ts';
 import { PGBENCH_CLIENTS, type PgbenchResult } from './pgbench.ts';
 
 /** The targets each figure is held to. */
@@ -131,8 +131,16 @@ export function tableRows(m: Measurements): Row[] {
       Math.max(...Object.values(m.loneChange.cpuMicros)),
       TARGETS.loneChangeCpuMicros,
       'µs',
-      `create ${Math.round(m.loneChange.cpuMicros.create)}, update ${Math.round(m.loneChange.cpuMicros.update)}, delete ${Math.round(m.loneChange.cpuMicros.delete)} µs`,
+      formatChangeCpu(m.loneChange.cpuMicros),
     ),
+    {
+      metric: 'lone change: the batch writer',
+      value: formatChangeCpu(m.loneChange.batchWriterMicros),
+      baseline: 'the same changes without the unit of work',
+      ratio: '',
+      target: '',
+      result: '',
+    },
     {
       metric: 'lone change: an empty transaction',
       value: `${Math.round(m.loneChange.emptyTransactionMicros)} µs`,

@@ -16,7 +16,7 @@ import { type DrainResult, measureDrain } from './drain.ts';
 import { closeHarnessRedis, RESULTS_DIR, Scope } from './fixtures.ts';
 import { measureIngest } from './ingest.ts';
 import { measureLatency, RECEIPT_TO_ROW } from './latency.ts';
-import { measureLoneChange } from './lone-change.ts';
+import { formatChangeCpu, measureLoneChange } from './lone-change.ts';
 import { measurePgbench, PGBENCH_CLIENTS } from './pgbench.ts';
 import { formatProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import {
@@ -138,10 +138,9 @@ try {
 
   progress(`lone change: ${settings.loneChanges} users created, updated and deleted one at a time`);
   const loneChange = await measureLoneChange(settings.loneChanges);
-  const { cpuMicros } = loneChange;
   progress(
-    `lone change: worker CPU per change create ${Math.round(cpuMicros.create)} µs, update ${Math.round(cpuMicros.update)} µs, ` +
-      `delete ${Math.round(cpuMicros.delete)} µs; an empty MikroORM transaction ${Math.round(loneChange.emptyTransactionMicros)} µs`,
+    `lone change: worker CPU per change ${formatChangeCpu(loneChange.cpuMicros)}; through the batch writer ` +
+      `${formatChangeCpu(loneChange.batchWriterMicros)}; an empty MikroORM transaction ${Math.round(loneChange.emptyTransactionMicros)} µs`,
   );
 
   progress(
