@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { type CommandResult, runCommand, runNpmScript } from './support/cli.ts';
 import { configError } from './support/config.ts';
-import { dropDatabase, SERVER_URL } from './support/database.ts';
+import { countRows, dropDatabase } from './support/database.ts';
+import { useTestDatabase } from './support/hooks.ts';
 
 const SECRET_A = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const SECRET_B = 'whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=';
@@ -140,43 +140,41 @@ describe('command-line arguments', () => {
 });
 
 describe('a DATABASE_URL naming a database that does not exist', () => {
-  const missing = () => `clerk_sync_test_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
-  /** Whether the server has a database of this name, asked through a connection of its own. */
-  async function exists(name: string): Promise<boolean> {
-    const probe = await runCommand('psql', [
-      `${SERVER_URL}/postgres`,
-      '-Atc',
-      `select count(*) from pg_database where datname = '${name}'`,
-    ]);
-    return probe.stdout.trim() === '1';
+  const db = useTestDatabase({ migrate: false });
+  /** A database name no test has made, on the test server, and its URL. */
+  const missing = (suffix: string) => {
+    const name = `${db.name}_${suffix}`;
+    return { name, url: db.url.replace(db.name, name) };
+  };
+  /** Whether the database is there now; if it is, it is dropped. */
+  async function wasCreated(name: string): Promise<boolean> {
+    const created = (await countRows(db, 'pg_database', 'datname = ?', [name])) > 0;
+    if (created) await dropDatabase(name);
+    return created;
   }
 
   it.each([
     ['backfill', ['--dry-run']],
     ['db:check', []],
   ])('fails npm run %s in one line naming it, and creates nothing', async (script, args) => {
-    const name = missing();
+    const database = missing(script.replace(':', '_'));
     const result = await runNpmScript(script, args, {
-      DATABASE_URL: `${SERVER_URL}/${name}`,
+      DATABASE_URL: database.url,
       CLERK_SECRET_KEY: 'sk_test_unused',
       CLERK_API_URL: 'http://127.0.0.1:1',
     });
-    const created = await exists(name);
-    if (created) await dropDatabase(name);
 
-    expect(created).toBe(false);
+    expect(await wasCreated(database.name)).toBe(false);
     expect(result.code).toBe(1);
     expectOneReadableLine(result.stderr, `DATABASE_URL: cannot connect to`);
-    expect(result.stderr).toContain(`database "${name}" does not exist`);
+    expect(result.stderr).toContain(`database "${database.name}" does not exist`);
   });
 
   it('is created by the migration commands, which are meant to', async () => {
-    const name = missing();
-    const result = await prepareDatabase({ DATABASE_URL: `${SERVER_URL}/${name}` });
-    const created = await exists(name);
-    if (created) await dropDatabase(name);
+    const database = missing('migrations');
+    const result = await prepareDatabase({ DATABASE_URL: database.url });
 
+    expect(await wasCreated(database.name)).toBe(true);
     expect(result.code, result.stderr).toBe(0);
-    expect(created).toBe(true);
   });
 });

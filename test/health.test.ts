@@ -55,10 +55,9 @@ async function checkHealth(baseUrl: string) {
 
 /** A proxy to a real server, which the test can make hang (accept connections, never answer). */
 async function proxyTo(url: string) {
-  const target = new URL(url);
-  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+  const proxy = await startTcpProxy(url);
   cleanUpLater(() => proxy.close());
-  return Object.assign(proxy, { url: withPort(url, proxy.port) });
+  return proxy;
 }
 
 describe('GET /api/v1/health on the receiver', () => {

@@ -54,11 +54,10 @@ describe('a Redis outage in the logs', () => {
     { process: 'receiver', start: startReceiver },
     { process: 'worker', start: startWorker },
   ])('shows its end at warn too, from the $process', async (scenario) => {
-    const redis = new URL(REDIS_URL);
-    const proxy = await startTcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) });
+    const proxy = await startTcpProxy(REDIS_URL);
     cleanUpLater(() => proxy.close());
     const { log, records } = capturingLogger('warn');
-    const started = await scenario.start(config(`redis://127.0.0.1:${proxy.port}`), log);
+    const started = await scenario.start(config(proxy.url), log);
     cleanUpLater(() => started.stop());
     const messages = () => records().map((record) => record.msg);
 

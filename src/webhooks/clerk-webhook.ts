@@ -51,7 +51,7 @@ interface Refusal {
   status: number;
   outcome: Outcome;
   error: string;
-  /** For a refused signature, logged: the delivery and why. */
+  /** For a refused signature, logged: the delivery, and why when `error` does not say it all. */
   svixId?: string;
   reason?: string;
 }
@@ -68,7 +68,7 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
     if (refusal.outcome === 'invalid_signature') {
       // The reason (stale timestamp, no matching signature) and the delivery, never the body.
       deps.log.warn(
-        { svixId: refusal.svixId, reason: refusal.reason },
+        { svixId: refusal.svixId, reason: refusal.reason ?? refusal.error },
         'webhook signature rejected',
       );
     }
@@ -195,8 +195,12 @@ function checkHeaders(request: Request): SvixHeaders | Refusal {
     !SVIX_TIMESTAMP_PATTERN.test(timestamp) ||
     Math.abs(ageSeconds) > TIMESTAMP_TOLERANCE_SECONDS
   ) {
-    const error = 'svix-timestamp is not within 5 minutes of now';
-    return { status: 401, outcome: 'invalid_signature', error, svixId: id, reason: error };
+    return {
+      status: 401,
+      outcome: 'invalid_signature',
+      error: 'svix-timestamp is not within 5 minutes of now',
+      svixId: id,
+    };
   }
   return { 'svix-id': id, 'svix-timestamp': timestamp, 'svix-signature': signature };
 }

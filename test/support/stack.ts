@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { expect } from 'vitest';
 import type { Services } from '../../src/orm.ts';
 import { withTimeout } from '../../src/timeout.ts';
-import { countRows, createTestDatabase, SERVER_URL, sql, type TestDatabase } from './database.ts';
+import { countRows, createTestDatabase, sql, type TestDatabase } from './database.ts';
 import { useStarted } from './hooks.ts';
 import { type Delivery, isAcknowledged, newUsers, type Outcome, sendAll, tally } from './load.ts';
 import { killAllChildren } from './processes.ts';
@@ -51,11 +51,7 @@ export async function startFaultStack(): Promise<FaultStack> {
   const stack = async () => {
     const redis = await startPrivateRedis();
     cleanups.push(() => redis.destroy());
-    const server = new URL(SERVER_URL);
-    const proxy = await startTcpProxy({
-      host: server.hostname,
-      port: Number(server.port || 5432),
-    });
+    const proxy = await startTcpProxy(db.url);
     cleanups.push(() => proxy.close());
     const queueName = uniqueQueueName();
     // The test's own view of the queue reconnects every 200 ms after a Redis restart (BullMQ's
@@ -71,8 +67,6 @@ export async function startFaultStack(): Promise<FaultStack> {
     cleanups.push(async () => raw.disconnect());
     cleanups.push(killAllChildren);
 
-    const workerDatabaseUrl = new URL(db.url);
-    workerDatabaseUrl.port = String(proxy.port);
     const common = { REDIS_URL: redis.url, QUEUE_NAME: queueName };
 
     const result: FaultStack = {
@@ -85,7 +79,7 @@ export async function startFaultStack(): Promise<FaultStack> {
       startWorker: (env = {}) =>
         spawnService('worker', {
           ...common,
-          DATABASE_URL: workerDatabaseUrl.toString(),
+          DATABASE_URL: proxy.url,
           ...env,
         }),
       async jobCounts() {

@@ -7,6 +7,8 @@ import { createConnection, createServer, type Socket } from 'node:net';
  */
 export interface TcpProxy {
   port: number;
+  /** The URL the proxy was started for, with the proxy in the server's place. */
+  url: string;
   /** Connections relayed since the start. */
   readonly accepted: number;
   /** Connections turned away while refusing. */
@@ -36,7 +38,19 @@ function relay(from: Socket, to: Socket): void {
   from.on('data', (chunk) => to.write(chunk));
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+const DEFAULT_PORTS: Record<string, number> = {
+  'postgresql:': 5432,
+  'postgres:': 5432,
+  'redis:': 6379,
+};
+
+/** A proxy in front of the server a `postgresql://` or `redis://` URL names. */
+export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
+  const targetAddress = new URL(targetUrl);
+  const target = {
+    host: targetAddress.hostname,
+    port: Number(targetAddress.port || DEFAULT_PORTS[targetAddress.protocol]),
+  };
   /** Each relayed connection: the client's socket and the one to the target. */
   const connections = new Set<[Socket, Socket]>();
   let refusing = false;
@@ -77,8 +91,13 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const destroyAll = () => {
     for (const connection of connections) for (const socket of connection) socket.destroy();
   };
+  const port = (server.address() as { port: number }).port;
+  const url = new URL(targetUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
   return {
-    port: (server.address() as { port: number }).port,
+    port,
+    url: url.toString(),
     get accepted() {
       return accepted;
     },
