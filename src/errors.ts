@@ -36,3 +36,14 @@ export class ClerkApiError extends Error {
 export class TimeoutError extends Error {
   override name = 'TimeoutError';
 }
+
+/**
+ * PostgreSQL's codes for a table, column or function that is not there (undefined_table,
+ * undefined_column, undefined_function): the database's schema is behind the code's.
+ */
+const SCHEMA_BEHIND = new Set(['42P01', '42703', '42883']);
+
+/** Whether a database error says the migrations have not run (MikroORM keeps the driver's code). */
+export function isSchemaBehind(error: unknown): error is Error {
+  return error instanceof Error && SCHEMA_BEHIND.has((error as { code?: unknown }).code as string);
+}

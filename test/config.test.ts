@@ -3,7 +3,8 @@ import { loadConfig } from '../src/config.ts';
 import { type CommandResult, runCommand, runNpmScript } from './support/cli.ts';
 import { configError } from './support/config.ts';
 import { countRows, dropDatabase } from './support/database.ts';
-import { useTestDatabase } from './support/hooks.ts';
+import { type FakeClerkApi, generateUsers, startFakeClerkApi } from './support/fake-clerk-api.ts';
+import { useStarted, useTestDatabase } from './support/hooks.ts';
 
 const SECRET_A = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const SECRET_B = 'whsec_c2Vjb25kIHNlY3JldCBmb3Igcm90YXRpb24=';
@@ -176,5 +177,31 @@ describe('a DATABASE_URL naming a database that does not exist', () => {
 
     expect(await wasCreated(database.name)).toBe(true);
     expect(result.code, result.stderr).toBe(0);
+  });
+});
+
+describe('a DATABASE_URL naming a database that is not migrated', () => {
+  const db = useTestDatabase({ migrate: false });
+  const api = useStarted<FakeClerkApi>(
+    () => startFakeClerkApi(generateUsers(3)),
+    (started) => started.close(),
+  );
+
+  it.each([
+    ['backfill', ['--dry-run'], 'function lock_and_read_clerk_users(text[], unknown)'],
+    ['reconcile', [], 'relation "users"'],
+  ])('fails npm run %s in one line naming the migration command', async (script, args, missing) => {
+    const result = await runNpmScript(script, args, {
+      DATABASE_URL: db.url,
+      CLERK_SECRET_KEY: 'sk_test_fake',
+      CLERK_API_URL: api.url,
+    });
+
+    // After its progress lines (it reads Clerk first), one line and no stack.
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(
+      `clerk-sync: DATABASE_URL: the database is not migrated (${missing} does not exist); run npm run migration:up`,
+    );
+    expect(result.stderr).not.toContain('    at ');
   });
 });

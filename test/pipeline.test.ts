@@ -1,6 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
+import { migrateUp } from '../src/orm.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
 import { countRows, openPoolConnections, sql } from './support/database.ts';
 import { useTestDatabase } from './support/hooks.ts';
@@ -227,6 +228,37 @@ describe('through HTTP, Redis and the worker', () => {
       expect(await pipeline.queue.getJobCountByTypes('failed')).toBe(0);
       expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
       expect(await storedPreferences(db, id)).toHaveLength(1);
+    } finally {
+      await stopPipeline(pipeline);
+    }
+  });
+});
+
+describe('a worker started before the migrations ran', () => {
+  const unmigrated = useTestDatabase({ migrate: false });
+
+  it('says so in its log, keeps the job, and stores the user once they have run', async () => {
+    const pipeline: Pipeline = await startInProcessReceiver(
+      { DATABASE_URL: unmigrated.url },
+      { log: logs.log },
+    );
+    try {
+      pipeline.worker = await startWorker(pipeline.config, logs.log, { services: unmigrated });
+      const id = clerkId('user');
+      const svixId = await send(sampleUserEvent('user.created', { id }), pipeline);
+      const failure = await waitFor(
+        () => logs.records().find((record) => record.svixId === svixId && record.willRetry),
+        15_000,
+        'the first attempt to fail',
+      );
+      expect(failure.msg).toBe(
+        'event processing failed: the database is not migrated; run npm run migration:up',
+      );
+
+      await migrateUp(unmigrated.orm);
+
+      expect(await settled(svixId, pipeline)).toBe('completed');
+      expect(await countRows(unmigrated, 'users', 'clerk_user_id = ?', [id])).toBe(1);
     } finally {
       await stopPipeline(pipeline);
     }

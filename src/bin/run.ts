@@ -1,11 +1,12 @@
 import { inspect, type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { exitWithError } from '../config.ts';
-import { ClerkApiError, ConfigError, DatabaseUnavailableError } from '../errors.ts';
+import { ClerkApiError, ConfigError, DatabaseUnavailableError, isSchemaBehind } from '../errors.ts';
 import { scrub } from '../logger.ts';
 
 /**
- * Runs a command; a configuration or connection problem, a mistyped argument, or the Clerk
- * API's final answer (a bad key, a page that kept failing) ends it with one readable line.
+ * Runs a command; a configuration or connection problem, a database whose migrations have not
+ * run, a mistyped argument, or the Clerk API's final answer (a bad key, a page that kept
+ * failing) ends it with one readable line.
  * Anything else ends it with the error's full account, scrubbed like a log line: a database
  * error can quote the row it refused, and a command's output often lands in a log collector.
  */
@@ -13,6 +14,11 @@ export async function runOrExit(main: () => Promise<void>): Promise<void> {
   try {
     await main();
   } catch (error) {
+    if (isSchemaBehind(error)) {
+      exitWithError(
+        `DATABASE_URL: the database is not migrated (${scrub(error.message)}); run npm run migration:up`,
+      );
+    }
     const known =
       error instanceof ConfigError ||
       error instanceof DatabaseUnavailableError ||

@@ -1,5 +1,5 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import { InvalidPayloadError } from '../errors.ts';
+import { InvalidPayloadError, isSchemaBehind } from '../errors.ts';
 import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
@@ -128,7 +128,11 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       log[willRetry ? 'warn' : 'error'](
         { ...identity, err: error, attempt: job.attemptsMade + 1, willRetry },
-        permanent ? 'event cannot be processed; job failed for good' : 'event processing failed',
+        permanent
+          ? 'event cannot be processed; job failed for good'
+          : isSchemaBehind(error)
+            ? 'event processing failed: the database is not migrated; run npm run migration:up'
+            : 'event processing failed',
       );
       throw scrubError(error);
     } finally {
