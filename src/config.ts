@@ -61,10 +61,8 @@ const redisUrl = z
 export const CLUSTER_QUEUE_PREFIX = '{clerk-sync}';
 const DEFAULT_QUEUE_PREFIX = 'bull';
 
-function hasHashTag(prefix: string): boolean {
-  const open = prefix.indexOf('{');
-  return open >= 0 && prefix.indexOf('}', open) > open + 1;
-}
+/** A Redis Cluster hash tag: the first `{`, then at least one character before the next `}`. */
+const HASH_TAG = /^[^{]*\{[^}]+\}/;
 
 const webhookSecrets = z
   .string()
@@ -132,7 +130,7 @@ const configSchema = envSchema.transform((values, context) => {
     });
   }
   const cluster = parseRedisUrl(values.REDIS_URL).mode === 'cluster';
-  if (cluster && values.QUEUE_PREFIX !== undefined && !hasHashTag(values.QUEUE_PREFIX)) {
+  if (cluster && values.QUEUE_PREFIX !== undefined && !HASH_TAG.test(values.QUEUE_PREFIX)) {
     context.addIssue({
       code: 'custom',
       path: ['QUEUE_PREFIX'],

@@ -92,11 +92,6 @@ function emailDomainEnd(text: string, at: number): number | undefined {
   return undefined;
 }
 
-function isPlainObject(value: object): boolean {
-  const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
-}
-
 /**
  * Scrubs strings inside plain objects and arrays. Anything else (a request, a Buffer, an
  * Error) is left to its serializer, whose output is plain and comes back through here.
@@ -105,7 +100,8 @@ function scrubValue(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return scrub(value);
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((item) => scrubValue(item, depth + 1));
-  if (!isPlainObject(value)) return value;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return value;
   const clean: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
     clean[key] = REDACTED_KEYS.has(key.toLowerCase()) ? '[redacted]' : scrubValue(item, depth + 1);

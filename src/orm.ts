@@ -1,12 +1,13 @@
-import type {
-  LogContext,
-  LoggerNamespace,
-  LoggerOptions,
-  Logger as OrmLogger,
+import {
+  DefaultLogger,
+  type LogContext,
+  type LoggerNamespace,
+  type LoggerOptions,
 } from '@mikro-orm/core';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, type EntityManager, MikroORM, type Options } from '@mikro-orm/postgresql';
 import type pg from 'pg';
+import type { Config } from './config.ts';
 import { postgresConnection } from './database-url.ts';
 import { entities } from './entities/index.ts';
 import { DatabaseUnavailableError } from './errors.ts';
@@ -14,9 +15,6 @@ import type { Logger } from './logger.ts';
 import { lockAndReadClerkUsers } from './users/lock-and-read.ts';
 
 export const MIGRATIONS_PATH = 'migrations';
-
-/** The environment variable a connection's URL came from, for error messages. */
-export type DatabaseUrlVariable = 'DATABASE_URL' | 'MIGRATION_DATABASE_URL';
 
 /**
  * The MikroORM options shared by the application, the CLI and the tests. The server, the
@@ -96,7 +94,7 @@ export async function initORM(
   databaseUrl: string,
   log?: Logger,
   overrides: Partial<Options> = {},
-  variable: DatabaseUrlVariable = 'DATABASE_URL',
+  variable: Config['migrationDatabaseUrlVariable'] = 'DATABASE_URL',
 ): Promise<Services> {
   const orm = new MikroORM(ormOptions(databaseUrl, log, overrides));
   try {
@@ -106,25 +104,20 @@ export async function initORM(
     if (!check.ok) throw check.error ?? new Error(check.reason);
   } catch (error) {
     await orm.close(true).catch(() => undefined);
-    throw new DatabaseUnavailableError(describeConnectionFailure(databaseUrl, error, variable));
+    // pg's first line is the reason, TLS refusals included ("self-signed certificate in
+    // certificate chain", "The server does not support SSL connections").
+    const url = new URL(databaseUrl);
+    const target = `${url.hostname}:${url.port || 5432}${url.pathname}`;
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new DatabaseUnavailableError(`${variable}: cannot connect to ${target}: ${reason}`);
   }
   return { orm, em: orm.em };
 }
 
-/**
- * One line that names the variable, the server and pg's reason: a refused TLS certificate
- * ("self-signed certificate in certificate chain") or a server without TLS when sslmode asks
- * for it ("The server does not support SSL connections") reads like any other failure.
- */
-export function describeConnectionFailure(
-  databaseUrl: string,
-  error: unknown,
-  variable: DatabaseUrlVariable = 'DATABASE_URL',
-): string {
-  const url = new URL(databaseUrl);
-  const target = `${url.hostname}:${url.port || 5432}${url.pathname}`;
-  const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-  return `${variable}: cannot connect to ${target}: ${reason}`;
+/** initORM over the migration connection, creating the database when it does not exist yet. */
+export function initMigrationORM(config: Config, log?: Logger): Promise<Services> {
+  const url = config.migrationDatabaseUrl;
+  return initORM(url, log, CREATE_MISSING_DATABASE, config.migrationDatabaseUrlVariable);
 }
 
 /**
@@ -149,39 +142,29 @@ export async function migrateUp(orm: MikroORM): Promise<string[]> {
 }
 
 /** Routes MikroORM's own messages into pino: queries at debug, pool errors as warnings. */
-class PinoOrmLogger implements OrmLogger {
-  #debugMode: boolean | LoggerNamespace[];
+class PinoOrmLogger extends DefaultLogger {
   readonly #log: Logger;
 
   constructor(options: LoggerOptions, log: Logger) {
-    this.#debugMode = options.debugMode ?? false;
+    super(options);
     this.#log = log.child({ module: 'mikro-orm' });
   }
 
-  isEnabled(namespace: LoggerNamespace, context?: LogContext): boolean {
-    if (context?.enabled !== undefined) return context.enabled;
-    const debugMode = context?.debugMode ?? this.#debugMode;
-    return Array.isArray(debugMode) ? debugMode.includes(namespace) : debugMode;
-  }
-
-  setDebugMode(debugMode: boolean | LoggerNamespace[]): void {
-    this.#debugMode = debugMode;
-  }
-
-  log(namespace: LoggerNamespace | (string & {}), message: string, context?: LogContext): void {
+  override log(namespace: string, message: string, context?: LogContext): void {
     if (this.isEnabled(namespace as LoggerNamespace, context))
       this.#log.debug({ namespace }, message);
   }
 
-  warn(namespace: LoggerNamespace | (string & {}), message: string): void {
+  override warn(namespace: string, message: string): void {
     this.#log.warn({ namespace }, message);
   }
 
-  error(namespace: LoggerNamespace | (string & {}), message: string): void {
+  override error(namespace: string, message: string): void {
     this.#log.error({ namespace }, message);
   }
 
-  logQuery(context: LogContext): void {
+  // Overridden so that the SQL itself never reaches the log, only its timing.
+  override logQuery(context: LogContext): void {
     if (this.isEnabled(context.namespace ?? 'query', context)) {
       this.#log.debug({ took: context.took }, 'query');
     }

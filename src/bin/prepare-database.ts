@@ -1,5 +1,5 @@
 import { loadConfigOrExit } from '../config.ts';
-import { CREATE_MISSING_DATABASE, initORM } from '../orm.ts';
+import { initMigrationORM } from '../orm.ts';
 import { runOrExit } from './run.ts';
 
 /**
@@ -9,11 +9,6 @@ import { runOrExit } from './run.ts';
  */
 await runOrExit(async () => {
   const config = loadConfigOrExit();
-  const { orm } = await initORM(
-    config.migrationDatabaseUrl,
-    undefined,
-    CREATE_MISSING_DATABASE,
-    config.migrationDatabaseUrlVariable,
-  );
+  const { orm } = await initMigrationORM(config);
   await orm.close();
 });

@@ -50,14 +50,10 @@ export function createProgress(label: string): Progress {
       bar.update(done, { rate: rate(done) });
     },
     note(message) {
-      if (!terminal) {
-        stream.write(`${message}\n`);
-        return;
-      }
-      bar.stop();
+      if (terminal) bar.stop();
       stream.write(`${message}\n`);
       // A stopped bar ignores updates: draw it again below the message.
-      if (running) bar.start(last.total, last.done, { rate: rate(last.done) });
+      if (terminal && running) bar.start(last.total, last.done, { rate: rate(last.done) });
     },
     stop() {
       running = false;

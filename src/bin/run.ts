@@ -44,15 +44,12 @@ export function parseCommandLine<const Options extends ParseArgsOptionsConfig>(
     allowPositionals: takesArguments,
     options: { ...options, help: { type: 'boolean', short: 'h' } },
   });
-  if ((values as { help?: boolean }).help) exitWithUsage(usage);
+  if ((values as { help?: boolean }).help) {
+    process.stdout.write(`${usage}\n`);
+    process.exit(0);
+  }
   if (takesArguments && positionals.length === 0) exitWithError(usage);
   return { values, positionals };
-}
-
-/** Prints a command's usage on request (--help) and ends it successfully. */
-function exitWithUsage(usage: string): never {
-  process.stdout.write(`${usage}\n`);
-  process.exit(0);
 }
 
 function isArgumentError(error: unknown): error is Error {

@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from '../config.ts';
 import { createLogger } from '../logger.ts';
-import { CREATE_MISSING_DATABASE, initORM, migrateUp } from '../orm.ts';
+import { initMigrationORM, initORM, migrateUp } from '../orm.ts';
 import { stopOnSignals } from '../services/lifecycle.ts';
 import { startReceiver } from '../services/receiver.ts';
 import { startWorker } from '../services/worker.ts';
@@ -13,12 +13,7 @@ import { runOrExit } from './run.ts';
 await runOrExit(async () => {
   const config = loadConfigOrExit();
   const log = createLogger({ level: config.logLevel });
-  const migrations = await initORM(
-    config.migrationDatabaseUrl,
-    log,
-    CREATE_MISSING_DATABASE,
-    config.migrationDatabaseUrlVariable,
-  );
+  const migrations = await initMigrationORM(config, log);
   try {
     const applied = await migrateUp(migrations.orm);
     log.info({ applied }, applied.length ? 'migrations applied' : 'schema is up to date');

@@ -1,6 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { UserJSON } from '@clerk/backend';
-import { type ClerkClient, createClerkClient } from '@clerk/backend';
+import { type ClerkClient, createClerkClient, type UserJSON } from '@clerk/backend';
 import { Agent, setGlobalDispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { ClerkApiError, ConfigError } from '../errors.ts';
@@ -11,12 +10,6 @@ const MAX_TRANSIENT_ATTEMPTS = 8;
 const MAX_RATE_LIMIT_WAITS = 100;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
-
-export interface UserPage {
-  offset: number;
-  users: UserJSON[];
-  totalCount: number;
-}
 
 export interface ApiRetryEvents {
   onRetry?: (reason: string, waitMs: number) => void;
@@ -42,23 +35,6 @@ export function clerkClientFrom(config: Config): ClerkClient {
     new Agent({ connect: { timeout }, headersTimeout: timeout, bodyTimeout: timeout }),
   );
   return createClerkClient({ secretKey: config.clerkSecretKey, apiUrl: config.clerkApiUrl });
-}
-
-/** One page of users, oldest first, as raw UserJSON; rides out rate limits, 5xx and network errors. */
-export async function fetchUserPage(
-  client: ClerkClient,
-  offset: number,
-  events: ApiRetryEvents = {},
-): Promise<UserPage> {
-  const response = await withApiRetries(
-    () => client.users.getUserList({ limit: PAGE_SIZE, offset, orderBy: '+created_at' }),
-    `GET /v1/users offset ${offset}`,
-    events,
-  );
-  const users = response.data
-    .map((user) => user.raw)
-    .filter((raw): raw is UserJSON => raw !== null);
-  return { offset, users, totalCount: response.totalCount };
 }
 
 /**
@@ -88,7 +64,19 @@ export async function* readUserPages(
   offset: number,
   events: ApiRetryEvents = {},
 ): AsyncGenerator<UnreadPage> {
-  const fetchPage = (at: number) => fetchUserPage(client, Math.max(0, at), events);
+  // One page as raw UserJSON; rides out rate limits, 5xx and network errors.
+  const fetchPage = async (at: number) => {
+    const start = Math.max(0, at);
+    const response = await withApiRetries(
+      () => client.users.getUserList({ limit: PAGE_SIZE, offset: start, orderBy: '+created_at' }),
+      `GET /v1/users offset ${start}`,
+      events,
+    );
+    const users = response.data
+      .map((user) => user.raw)
+      .filter((raw): raw is UserJSON => raw !== null);
+    return { offset: start, users, totalCount: response.totalCount };
+  };
   const read = new ReadPosition();
   let page = await fetchPage(offset);
   for (;;) {

@@ -15,10 +15,8 @@ export interface HealthChecks extends DependencyChecks {
    * What the process needs to do its job, for GET /readyz: the receiver only queues, so Redis;
    * the worker writes users, so Redis and PostgreSQL.
    */
-  readiness: readonly Dependency[];
+  readiness: readonly (keyof DependencyChecks)[];
 }
-
-type Dependency = 'database' | 'redis';
 
 type Status = 'connected' | 'disconnected';
 

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Express } from 'express';
-import { DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../config.ts';
+import { type Config, DEFAULT_KEEP_ALIVE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS } from '../config.ts';
 import type { Logger } from '../logger.ts';
 
 export interface Stoppable {
@@ -17,12 +17,7 @@ export const REQUEST_TIMEOUT_MS = 10_000;
  */
 const CONNECTIONS_CHECKING_INTERVAL_MS = 250;
 
-export interface ListenOptions {
-  /** Connections beyond this many are closed as soon as they are accepted. */
-  maxConnections?: number;
-  /** How long an idle keep-alive connection is kept after a response. */
-  keepAliveTimeoutMs?: number;
-}
+export type ListenOptions = Partial<Pick<Config, 'maxConnections' | 'keepAliveTimeoutMs'>>;
 
 /** An HTTP server for `app`, listening, with the timeouts and connection cap every one of ours has. */
 export function listen(app: Express, port: number, options: ListenOptions = {}): Promise<Server> {

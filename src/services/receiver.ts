@@ -55,10 +55,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   });
 
   await waitForRedis(redis, REDIS_STARTUP_WAIT_MS);
-  const server = await listen(app, config.port, {
-    maxConnections: config.maxConnections,
-    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
-  });
+  const server = await listen(app, config.port, config);
   const port = (server.address() as { port: number }).port;
   const metricsServer =
     config.metricsPort === undefined

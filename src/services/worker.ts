@@ -39,18 +39,7 @@ export async function startWorker(
     redis: () => answersPing(connection),
   };
   const metrics = createWorkerMetrics(checks);
-  const worker = createWebhookWorker({
-    queueName: config.queueName,
-    queuePrefix: config.queuePrefix,
-    connection,
-    concurrency: config.workerConcurrency,
-    services,
-    metrics,
-    log,
-    lockDurationMs: config.workerLockDurationMs,
-    batchSize: config.workerBatchSize,
-    batchWindowMs: config.workerBatchWindowMs,
-  });
+  const worker = createWebhookWorker({ config, connection, services, metrics, log });
   void worker.run().catch((error) => log.error({ err: error }, 'worker stopped with an error'));
 
   const app = createApp({

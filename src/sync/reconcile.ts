@@ -119,26 +119,21 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   });
   report.gone = goneCandidates.filter((_, index) => !exists[index]);
 
-  if (options.apply) {
-    report.refused = deletionRefusal(
-      report,
-      options.maxDeletePercent ?? DEFAULT_MAX_DELETE_PERCENT,
-    );
-  }
-  if (options.apply && !report.refused) {
-    const upserts = [...report.missing, ...report.drifted.map((drift) => drift.clerkUserId)];
-    const changes: UserChange[] = [
-      ...upserts.map((id) => ({ kind: 'upsert' as const, user: clerk.get(id) as ClerkUser })),
-      ...report.gone.map((clerkUserId) => ({ kind: 'delete' as const, clerkUserId })),
-    ];
-    report.applied = {};
-    for (let start = 0; start < changes.length; start += PAGE_SIZE) {
-      for (const outcome of await applyUserChanges(
-        options.em,
-        changes.slice(start, start + PAGE_SIZE),
-      )) {
-        report.applied[outcome] = (report.applied[outcome] ?? 0) + 1;
-      }
+  if (!options.apply) return report;
+  report.refused = deletionRefusal(report, options.maxDeletePercent ?? DEFAULT_MAX_DELETE_PERCENT);
+  if (report.refused) return report;
+  const upserts = [...report.missing, ...report.drifted.map((drift) => drift.clerkUserId)];
+  const changes: UserChange[] = [
+    ...upserts.map((id) => ({ kind: 'upsert' as const, user: clerk.get(id) as ClerkUser })),
+    ...report.gone.map((clerkUserId) => ({ kind: 'delete' as const, clerkUserId })),
+  ];
+  report.applied = {};
+  for (let start = 0; start < changes.length; start += PAGE_SIZE) {
+    for (const outcome of await applyUserChanges(
+      options.em,
+      changes.slice(start, start + PAGE_SIZE),
+    )) {
+      report.applied[outcome] = (report.applied[outcome] ?? 0) + 1;
     }
   }
   return report;

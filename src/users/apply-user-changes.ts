@@ -13,7 +13,6 @@ import { chooseEmail, chooseTimezone } from './clerk-user.ts';
 import { type LockedUser, lockAndRead, type StoredUser } from './lock-and-read.ts';
 import { clerkUserIdOf, type UserChange } from './user-change.ts';
 
-export type { StoredUser } from './lock-and-read.ts';
 export type { UserChange } from './user-change.ts';
 
 export type ChangeOutcome =

@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Request, type Response, Router } from 'express';
 import { z } from 'zod';
 import type { Logger } from '../logger.ts';
-import type { ReceiverMetrics } from '../metrics.ts';
+import type { ReceiverMetrics, WebhookOutcome } from '../metrics.ts';
 import { isUserEventType, type WebhookJobData } from '../queue/queue.ts';
 import { withTimeout } from '../timeout.ts';
 import type { EnqueueResult } from './enqueue.ts';
@@ -45,11 +45,9 @@ export interface ClerkWebhookDependencies {
   log: Logger;
 }
 
-type Outcome = Parameters<ReceiverMetrics['received']>[1];
-
 interface Refusal {
   status: number;
-  outcome: Outcome;
+  outcome: WebhookOutcome;
   error: string;
   /** For a refused signature, logged: the delivery, and why when `error` does not say it all. */
   svixId?: string;
@@ -102,24 +100,16 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
         });
       }
 
+      const invalidPayload = (error: string) =>
+        refuse(response, { status: 400, outcome: 'invalid_payload', error });
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch {
-        return refuse(response, {
-          status: 400,
-          outcome: 'invalid_payload',
-          error: 'body is not JSON',
-        });
+        return invalidPayload('body is not JSON');
       }
       const event = eventSchema.safeParse(parsed);
-      if (!event.success) {
-        return refuse(response, {
-          status: 400,
-          outcome: 'invalid_payload',
-          error: 'body is not a Clerk event object',
-        });
-      }
+      if (!event.success) return invalidPayload('body is not a Clerk event object');
 
       const type = event.data.type;
       if (!isUserEventType(type)) {

@@ -1,4 +1,5 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Config } from '../config.ts';
 import { InvalidPayloadError, isSchemaBehind } from '../errors.ts';
 import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
@@ -48,18 +49,11 @@ export function changeOf(event: ClerkEvent): UserChange | undefined {
 }
 
 export interface WebhookWorkerOptions {
-  queueName: string;
-  queuePrefix: string;
+  config: Config;
   connection: RedisConnection;
-  concurrency: number;
   services: Services;
   metrics: WorkerMetrics;
   log: Logger;
-  /** A job whose worker died is taken over after this long without a lock renewal. */
-  lockDurationMs: number;
-  /** Jobs whose changes may share one transaction; 1 commits each job on its own. */
-  batchSize: number;
-  batchWindowMs: number;
 }
 
 /**
@@ -94,12 +88,12 @@ function scrubError(error: unknown): unknown {
  * inspection and replay.
  */
 export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
-  const { metrics, log } = options;
+  const { config, connection, metrics, log } = options;
   const groupCommit = new GroupCommit({
     em: options.services.em,
     log,
-    maxBatch: options.batchSize,
-    windowMs: options.batchWindowMs,
+    maxBatch: config.workerBatchSize,
+    windowMs: config.workerBatchWindowMs,
     commitTimeoutMs: COMMIT_TIMEOUT_MS,
     onBatch: (size) => metrics.batchSize.observe(size),
   });
@@ -140,14 +134,14 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
     }
   };
 
-  const worker = new Worker<WebhookJobData>(options.queueName, processor, {
-    prefix: options.queuePrefix,
-    connection: options.connection,
-    concurrency: options.concurrency,
-    lockDuration: options.lockDurationMs,
+  const worker = new Worker<WebhookJobData>(config.queueName, processor, {
+    prefix: config.queuePrefix,
+    connection,
+    concurrency: config.workerConcurrency,
+    lockDuration: config.workerLockDurationMs,
     // BullMQ checks for stalled jobs every 30 s whatever the lock duration; checking once per
     // lock duration is what lets a shorter lock actually hand a dead worker's jobs on sooner.
-    stalledInterval: options.lockDurationMs,
+    stalledInterval: config.workerLockDurationMs,
     maxStalledCount: MAX_STALLED_COUNT,
     settings: { backoffStrategy: cappedExponentialBackoff },
     autorun: false,
@@ -160,6 +154,6 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
     (final ? metrics.failed : metrics.retried).inc({ type: job.data.event.type });
   });
-  worker.on('error', reportBullErrors(options.connection, log, 'worker error'));
+  worker.on('error', reportBullErrors(connection, log, 'worker error'));
   return worker;
 }
