@@ -1,5 +1,5 @@
 import type { PostgreSqlConnection } from '@mikro-orm/postgresql';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { clerkId } from '../src/clerk/sample-events.ts';
 import {
   type ApplyOptions,
@@ -11,12 +11,10 @@ import {
 import { clerkUser, remove, upsert } from './support/clerk-user.ts';
 import { countRows, holdUserLock, sql } from './support/database.ts';
 import { useTestDatabase } from './support/hooks.ts';
+import { defaultPreferences, snapshotTables, tombstoneIds } from './support/stored-users.ts';
 import { waitFor } from './support/wait.ts';
 
-const db = useTestDatabase();
-beforeEach(async () => {
-  await sql(db, 'truncate users, user_preferences, deleted_clerk_users cascade');
-});
+const db = useTestDatabase({ emptyEachTest: true });
 
 /** Applies changes in a fresh unit of work, as a worker or a backfill page does. */
 function apply(changes: UserChange[], options: ApplyOptions = {}) {
@@ -45,32 +43,6 @@ async function storedRows(): Promise<StoredRow[]> {
        from users u left join user_preferences p on p.user_id = u.id
       order by u.clerk_user_id`,
   );
-}
-
-/** Everything the three tables hold, timestamps included, to prove nothing was written. */
-async function snapshot() {
-  return {
-    users: await sql(db, 'select * from users order by clerk_user_id'),
-    preferences: await sql(db, 'select * from user_preferences order by user_id'),
-    tombstones: await sql(db, 'select * from deleted_clerk_users order by clerk_user_id'),
-  };
-}
-
-async function tombstoneIds(): Promise<string[]> {
-  const rows = await sql<{ clerk_user_id: string }>(
-    db,
-    'select clerk_user_id from deleted_clerk_users order by clerk_user_id',
-  );
-  return rows.map((row) => row.clerk_user_id);
-}
-
-function defaultsFor(timezone: string) {
-  return {
-    theme: 'modern',
-    custom_hours: { start: '09:00', end: '17:00', timezone },
-    communication_preferences: { email: true, sms: false, in_app: true },
-    onboarding_completed: false,
-  };
 }
 
 /**
@@ -165,7 +137,7 @@ describe('applyUserChanges', () => {
           email: 'added@example.com',
           timezone: 'Europe/Paris',
           clerk_updated_at: 1_000,
-          ...defaultsFor('Europe/Paris'),
+          ...defaultPreferences('Europe/Paris'),
         },
         {
           clerk_user_id: ids.batchDup,
@@ -173,18 +145,18 @@ describe('applyUserChanges', () => {
           timezone: 'UTC',
           clerk_updated_at: 4_000,
           // Preferences are made once, with the timezone the user was created with.
-          ...defaultsFor('Asia/Tokyo'),
+          ...defaultPreferences('Asia/Tokyo'),
         },
         {
           clerk_user_id: ids.existing,
           email: 'existing.new@example.com',
           timezone: 'UTC',
           clerk_updated_at: 2_000,
-          ...defaultsFor('UTC'),
+          ...defaultPreferences('UTC'),
         },
       ]);
       expect(await countRows(db, 'user_preferences')).toBe(3);
-      expect(await tombstoneIds()).toEqual([ids.doomed, ids.fleeting, ids.neverStored].sort());
+      expect(await tombstoneIds(db)).toEqual([ids.doomed, ids.fleeting, ids.neverStored].sort());
       // The user changed in the second transaction shows it; the one created there does not.
       const [existing, added] = await sql<{ updated_later: boolean }>(
         db,
@@ -220,10 +192,10 @@ describe('applyUserChanges', () => {
   it('with dryRun, reports the same outcomes and writes nothing', async () => {
     const { seed, changes, outcomes } = mixedBatch();
     await apply(seed);
-    const before = await snapshot();
+    const before = await snapshotTables(db);
 
     expect(await apply(changes, { dryRun: true })).toEqual(outcomes);
-    expect(await snapshot()).toEqual(before);
+    expect(await snapshotTables(db)).toEqual(before);
 
     expect(await apply(changes)).toEqual(outcomes);
   });
@@ -286,7 +258,7 @@ describe('applyUserChanges', () => {
     ).toEqual(['unchanged', 'updated']);
 
     const rows = new Map((await storedRows()).map((row) => [row.clerk_user_id, row]));
-    expect(rows.get(bare)).toMatchObject(defaultsFor('America/Chicago'));
+    expect(rows.get(bare)).toMatchObject(defaultPreferences('America/Chicago'));
     expect(rows.get(customised)).toMatchObject({
       timezone: 'Asia/Tokyo',
       theme: 'medieval',
@@ -301,51 +273,27 @@ describe('applyUserChanges', () => {
 });
 
 describe('decideUpsert', () => {
-  const at = (ms: number | null) => (ms === null ? null : new Date(ms));
-  const stored = (email: string, timezone: string | null, ms: number | null) => ({
+  const user = <T extends string | null>([email, timezone, ms]: [string, T, number | null]) => ({
     email,
     timezone,
-    clerkUpdatedAt: at(ms),
+    clerkUpdatedAt: ms === null ? null : new Date(ms),
   });
-  const incoming = (email: string, timezone: string, ms: number | null) => ({
-    email,
-    timezone,
-    clerkUpdatedAt: at(ms),
-  });
+  type Stored = [string, string | null, number | null];
+  type Incoming = [string, string, number | null];
 
-  it.each([
-    ['nothing stored', undefined, incoming('a@x.io', 'UTC', 1), 'created'],
-    ['older than stored', stored('a@x.io', 'UTC', 2), incoming('b@x.io', 'UTC', 1), 'stale'],
-    [
-      'no timestamp, stored has one',
-      stored('a@x.io', 'UTC', 2),
-      incoming('b@x.io', 'UTC', null),
-      'stale',
-    ],
-    ['same time, same data', stored('a@x.io', 'UTC', 2), incoming('a@x.io', 'UTC', 2), 'unchanged'],
-    ['same time, other email', stored('a@x.io', 'UTC', 2), incoming('b@x.io', 'UTC', 2), 'updated'],
-    [
-      'same time, other timezone',
-      stored('a@x.io', 'UTC', 2),
-      incoming('a@x.io', 'Asia/Tokyo', 2),
-      'updated',
-    ],
-    ['newer, same data', stored('a@x.io', 'UTC', 2), incoming('a@x.io', 'UTC', 3), 'unchanged'],
-    ['newer, other email', stored('a@x.io', 'UTC', 2), incoming('b@x.io', 'UTC', 3), 'updated'],
-    [
-      'stored without timestamp',
-      stored('a@x.io', 'UTC', null),
-      incoming('b@x.io', 'UTC', 1),
-      'updated',
-    ],
-    [
-      'neither has a timestamp',
-      stored('a@x.io', 'UTC', null),
-      incoming('a@x.io', 'UTC', null),
-      'unchanged',
-    ],
-    ['stored timezone null', stored('a@x.io', null, 1), incoming('a@x.io', 'UTC', 1), 'updated'],
-  ] as const)('%s', (_case, storedUser, incomingUser, expected) => {
-    expect(decideUpsert(storedUser, incomingUser)).toBe(expected);
+  it.each<[string, Stored | undefined, Incoming, string]>([
+    ['nothing stored', undefined, ['a@x.io', 'UTC', 1], 'created'],
+    ['older than stored', ['a@x.io', 'UTC', 2], ['b@x.io', 'UTC', 1], 'stale'],
+    ['no timestamp, stored has one', ['a@x.io', 'UTC', 2], ['b@x.io', 'UTC', null], 'stale'],
+    ['same time, same data', ['a@x.io', 'UTC', 2], ['a@x.io', 'UTC', 2], 'unchanged'],
+    ['same time, other email', ['a@x.io', 'UTC', 2], ['b@x.io', 'UTC', 2], 'updated'],
+    ['same time, other timezone', ['a@x.io', 'UTC', 2], ['a@x.io', 'Asia/Tokyo', 2], 'updated'],
+    ['newer, same data', ['a@x.io', 'UTC', 2], ['a@x.io', 'UTC', 3], 'unchanged'],
+    ['newer, other email', ['a@x.io', 'UTC', 2], ['b@x.io', 'UTC', 3], 'updated'],
+    ['stored without timestamp', ['a@x.io', 'UTC', null], ['b@x.io', 'UTC', 1], 'updated'],
+    ['neither has a timestamp', ['a@x.io', 'UTC', null], ['a@x.io', 'UTC', null], 'unchanged'],
+    ['stored timezone null', ['a@x.io', null, 1], ['a@x.io', 'UTC', 1], 'updated'],
+  ])('%s', (_case, stored, incoming, expected) => {
+    expect(decideUpsert(stored && user(stored), user(incoming))).toBe(expected);
   });
 });

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { stripVTControlCharacters } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clerkClientFrom } from '../src/clerk/api.ts';
+import { describe, expect, it } from 'vitest';
 import { ClerkApiError } from '../src/errors.ts';
 import {
   type BackfillCounts,
@@ -11,25 +10,29 @@ import {
   runBackfill,
 } from '../src/sync/backfill.ts';
 import type { Progress } from '../src/sync/progress.ts';
-import { applyUserChanges, type UserChange } from '../src/users/apply-user-changes.ts';
-import { clerkUserSchema } from '../src/users/clerk-user.ts';
+import { applyUserChanges } from '../src/users/apply-user-changes.ts';
+import { upsertOf } from '../src/users/user-change.ts';
 import { runCommand, runNpmScript } from './support/cli.ts';
-import { testConfig } from './support/config.ts';
-import {
-  countRows,
-  createTestDatabase,
-  holdTransaction,
-  sql,
-  type TestDatabase,
-} from './support/database.ts';
+import { fakeClerkClient } from './support/config.ts';
+import { countRows, holdTransaction, sql } from './support/database.ts';
 import {
   type FakeClerkApi,
   type FakeUser,
+  fakeClerkEnv,
   generateUsers,
   type InjectedFault,
   startFakeClerkApi,
   userJson,
 } from './support/fake-clerk-api.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
+import {
+  defaultPreferences,
+  expectUserRows,
+  snapshotTables,
+  storedPreferences,
+  userRows,
+  usersWithDefaultPreferences,
+} from './support/stored-users.ts';
 import { waitFor } from './support/wait.ts';
 
 /** Five pages, the last one short. */
@@ -37,20 +40,8 @@ const USER_COUNT = 2_345;
 const WITHOUT_EMAIL = [7, 1_500];
 const STORABLE = USER_COUNT - WITHOUT_EMAIL.length;
 
-let db: TestDatabase;
-let fake: FakeClerkApi | undefined;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
-beforeEach(async () => {
-  await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
-});
+const db = useTestDatabase({ emptyEachTest: true });
+const cleanUpLater = cleanUpAfterEach();
 
 /**
  * Clerk's users, oldest first: a third with Europe/Paris in public metadata, the rest without
@@ -93,35 +84,7 @@ function expectedRows(users: FakeUser[]) {
   return users.filter((clerk) => clerk.email && clerk.emailVerified !== false).map(expectedRow);
 }
 
-async function userRows() {
-  return sql(
-    db,
-    `select clerk_user_id, email, timezone,
-            (extract(epoch from clerk_updated_at) * 1000)::float8 as clerk_updated_at
-       from users order by clerk_user_id`,
-  );
-}
-
-/** How many users have exactly one preferences row, and it holds the defaults for their timezone. */
-async function usersWithDefaultPreferences(): Promise<number> {
-  const [row] = await sql<{ count: number }>(
-    db,
-    `select count(*)::int as count from users u
-       where (select count(*) from user_preferences p where p.user_id = u.id) = 1
-         and exists (select 1 from user_preferences p where p.user_id = u.id
-           and p.theme = 'modern' and p.onboarding_completed = false
-           and p.communication_preferences = '{"email": true, "sms": false, "in_app": true}'::jsonb
-           and p.custom_hours = jsonb_build_object('start', '09:00', 'end', '17:00', 'timezone', u.timezone))`,
-  );
-  return row?.count ?? 0;
-}
-
-async function expectExactRows(users: FakeUser[]): Promise<void> {
-  const expected = expectedRows(users);
-  expect(await userRows()).toEqual(expected);
-  expect(await countRows(db, 'user_preferences')).toBe(expected.length);
-  expect(await usersWithDefaultPreferences()).toBe(expected.length);
-}
+const expectExactRows = (users: FakeUser[]) => expectUserRows(db, expectedRows(users));
 
 async function checkpointOffset(): Promise<number | undefined> {
   const [row] = await sql<{ next_offset: number }>(db, 'select next_offset from sync_checkpoints');
@@ -129,7 +92,8 @@ async function checkpointOffset(): Promise<number | undefined> {
 }
 
 async function startFake(faults: InjectedFault[] = [], users = clerkUsers()) {
-  fake = await startFakeClerkApi(users, faults);
+  const fake = await startFakeClerkApi(users, faults);
+  cleanUpLater(() => fake.close());
   return fake;
 }
 
@@ -148,12 +112,9 @@ async function backfill(api: FakeClerkApi, options: Partial<BackfillOptions> = {
     note: (message) => record.progress.push(`note ${message}`),
     stop: () => record.progress.push('stop'),
   };
-  const client = clerkClientFrom(
-    testConfig({ CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api.url }),
-  );
   const result = await runBackfill({
     em: db.em,
-    client,
+    client: fakeClerkClient(api),
     progress,
     api: {
       onRetry: (reason, waitMs) => record.retries.push([reason, waitMs]),
@@ -221,9 +182,8 @@ function counts(overrides: Partial<BackfillCounts>): BackfillCounts {
 }
 
 /** The Clerk user as an upsert change, optionally altered, for storing state beforehand. */
-function upsertOf(clerk: FakeUser, changes: Partial<FakeUser> = {}): UserChange {
-  return { kind: 'upsert', user: clerkUserSchema.parse(userJson({ ...clerk, ...changes })) };
-}
+const upsertOfClerk = (clerk: FakeUser, changes: Partial<FakeUser> = {}) =>
+  upsertOf(userJson({ ...clerk, ...changes }));
 
 describe('runBackfill', () => {
   it('imports every user exactly, riding out a 429, a 500 and a dropped connection; a second run changes nothing', async () => {
@@ -279,13 +239,13 @@ describe('runBackfill', () => {
     expect(summary).toContain('unchanged  0');
     expect(summary).toMatch(/skipped {4}2 \(.*no email address: 2/);
 
-    const before = await sql(db, 'select * from users order by clerk_user_id');
+    const before = await snapshotTables(db);
     const second = await backfill(api);
     expect(second.result).toMatchObject({
       counts: counts({ unchanged: STORABLE, no_email: WITHOUT_EMAIL.length }),
       resumedFrom: 0,
     });
-    expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
+    expect(await snapshotTables(db)).toEqual(before);
   });
 
   it('never resurrects a deleted user nor overwrites newer data, and updates older data', async () => {
@@ -294,13 +254,13 @@ describe('runBackfill', () => {
     if (!deleted || !newer || !older || !same) throw new Error('fixture');
     await applyUserChanges(db.em.fork(), [
       { kind: 'delete', clerkUserId: deleted.id },
-      upsertOf(newer, { email: 'newer@example.com', updatedAt: newer.updatedAt + 60_000 }),
-      upsertOf(older, {
+      upsertOfClerk(newer, { email: 'newer@example.com', updatedAt: newer.updatedAt + 60_000 }),
+      upsertOfClerk(older, {
         email: 'older@example.com',
         timezone: 'Asia/Tokyo',
         updatedAt: older.updatedAt - 60_000,
       }),
-      upsertOf(same),
+      upsertOfClerk(same),
     ]);
     const api = await startFake([], users);
 
@@ -321,17 +281,11 @@ describe('runBackfill', () => {
         ? { ...row, email: 'newer@example.com', clerk_updated_at: newer.updatedAt + 60_000 }
         : row,
     );
-    expect(await userRows()).toEqual(expected);
+    expect(await userRows(db)).toEqual(expected);
     expect(await countRows(db, 'user_preferences')).toBe(expected.length);
     // The older user's preferences were made with its old timezone, and are never overwritten.
-    expect(await usersWithDefaultPreferences()).toBe(expected.length - 1);
-    expect(
-      await sql(
-        db,
-        'select p.custom_hours from user_preferences p join users u on u.id = p.user_id where u.clerk_user_id = ?',
-        [older.id],
-      ),
-    ).toEqual([{ custom_hours: { start: '09:00', end: '17:00', timezone: 'Asia/Tokyo' } }]);
+    expect(await usersWithDefaultPreferences(db)).toBe(expected.length - 1);
+    expect(await storedPreferences(db, older.id)).toEqual([defaultPreferences('Asia/Tokyo')]);
     expect(formatBackfillSummary(result, false)).toContain(
       'skipped    4 (older than stored: 1, deleted by a webhook: 1, no email address: 2, malformed: 0)',
     );
@@ -348,7 +302,7 @@ describe('runBackfill', () => {
       }
       for (const clerk of updatedByWebhook) {
         await applyUserChanges(db.em.fork(), [
-          upsertOf(clerk, { email: `webhook.${clerk.id}@example.com`, updatedAt: Date.now() }),
+          upsertOfClerk(clerk, { email: `webhook.${clerk.id}@example.com`, updatedAt: Date.now() }),
         ]);
       }
     })();
@@ -356,7 +310,7 @@ describe('runBackfill', () => {
     await Promise.all([backfill(api), webhooks]);
 
     const gone = new Set(deletedByWebhook.map((clerk) => clerk.id));
-    const rows = await userRows();
+    const rows = await userRows(db);
     expect(rows.filter((row) => gone.has(String(row.clerk_user_id)))).toEqual([]);
     expect(rows).toHaveLength(STORABLE - gone.size);
     const emails = new Map(rows.map((row) => [row.clerk_user_id, row.email]));
@@ -364,7 +318,7 @@ describe('runBackfill', () => {
       if (clerk.email && !gone.has(clerk.id))
         expect(emails.get(clerk.id)).toBe(`webhook.${clerk.id}@example.com`);
     }
-    expect(await usersWithDefaultPreferences()).toBe(rows.length);
+    expect(await usersWithDefaultPreferences(db)).toBe(rows.length);
   });
 
   it('writes the next page while the one before waits on a lock, and commits them in order', async () => {
@@ -426,7 +380,7 @@ describe('runBackfill', () => {
     await expect(interrupted).rejects.toBeInstanceOf(ClerkApiError);
     await expect(interrupted).rejects.toThrow('GET /v1/users offset 900 failed with status 401');
     expect(await checkpointOffset()).toBe(950);
-    expect(await userRows()).toEqual(expectedRows(api.users.slice(0, 950)));
+    expect(await userRows(db)).toEqual(expectedRows(api.users.slice(0, 950)));
 
     const requestsBefore = api.requests.length;
     const { result, progress } = await backfill(api);
@@ -480,7 +434,7 @@ describe('runBackfill', () => {
     const api = await startFake([{ onListRequest: 3, status: 400 }]);
     await expect(backfill(api)).rejects.toThrow(/status 400/);
     expect(await checkpointOffset()).toBe(950);
-    const before = await sql(db, 'select * from users order by clerk_user_id');
+    const before = await snapshotTables(db);
     const fromTheStart = counts({
       created: STORABLE - 949,
       unchanged: 949,
@@ -493,7 +447,7 @@ describe('runBackfill', () => {
     expect(offsetOf(listRequests(api, requestsBefore)[0])).toBe(0);
     expect(dryRun.result.counts).toEqual(fromTheStart);
     expect(await checkpointOffset()).toBe(950);
-    expect(await sql(db, 'select * from users order by clerk_user_id')).toEqual(before);
+    expect(await snapshotTables(db)).toEqual(before);
 
     requestsBefore = api.requests.length;
     const restarted = await backfill(api, { restart: true });
@@ -521,13 +475,7 @@ describe('runBackfill', () => {
 });
 
 describe('npm run backfill', () => {
-  function cliEnv(api: FakeClerkApi) {
-    return {
-      CLERK_SECRET_KEY: 'sk_test_fake',
-      CLERK_API_URL: api.url,
-      DATABASE_URL: db.url,
-    };
-  }
+  const cliEnv = (api: FakeClerkApi) => ({ ...fakeClerkEnv(api), DATABASE_URL: db.url });
 
   it('imports every user, prints plain progress lines and a summary', async () => {
     const api = await startFake([{ onListRequest: 2, status: 429, retryAfterSeconds: 0 }]);

@@ -30,72 +30,31 @@ const unverified = {
 };
 
 describe('chooseEmail', () => {
-  it('takes the primary address', () => {
-    expect(
-      chooseEmail(
-        clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_primary' }),
-      ),
-    ).toBe('primary@example.com');
-  });
+  const legacy = addresses.map(({ id, email_address }) => ({ id, email_address }));
+  /** An address Clerk is verifying: not verified yet. */
+  const pending = { ...unverified, verification: { status: 'unverified' } };
+  /** Addresses that cannot be stored: empty, or longer than the column. */
+  const unstorable = [
+    { id: 'idn_long', email_address: `${'a'.repeat(250)}@example.com`, verification: verified },
+    { id: 'idn_empty', email_address: '', verification: verified },
+  ];
 
-  it('falls back to the first verified address without a primary', () => {
-    expect(chooseEmail(clerkUser({ email_addresses: addresses }))).toBe('first@example.com');
-    expect(chooseEmail(clerkUser({ email_addresses: [unverified, ...addresses] }))).toBe(
-      'first@example.com',
-    );
-  });
+  const [first, primary] = ['first@example.com', 'primary@example.com'];
 
-  it('falls back to the first verified address when the primary id matches none', () => {
-    expect(
-      chooseEmail(clerkUser({ email_addresses: addresses, primary_email_address_id: 'idn_gone' })),
-    ).toBe('first@example.com');
-  });
-
-  it('never takes an unverified address, primary or not', () => {
-    expect(chooseEmail(clerkUser({ email_addresses: [unverified] }))).toBeUndefined();
-    expect(
-      chooseEmail(
-        clerkUser({ email_addresses: [unverified], primary_email_address_id: 'idn_unverified' }),
-      ),
-    ).toBeUndefined();
-    expect(
-      chooseEmail(
-        clerkUser({
-          email_addresses: [
-            { ...unverified, verification: { status: 'unverified' } },
-            ...addresses,
-          ],
-          primary_email_address_id: 'idn_unverified',
-        }),
-      ),
-    ).toBe('first@example.com');
-  });
-
-  it('in a job queued before verification was kept, takes the primary address only', () => {
-    const legacy = addresses.map(({ id, email_address }) => ({ id, email_address }));
-    expect(
-      chooseEmail(clerkUser({ email_addresses: legacy, primary_email_address_id: 'idn_primary' })),
-    ).toBe('primary@example.com');
-    expect(chooseEmail(clerkUser({ email_addresses: legacy }))).toBeUndefined();
-  });
-
-  it('is undefined when the user has no address', () => {
-    expect(chooseEmail(clerkUser())).toBeUndefined();
-  });
-
-  it('skips addresses that cannot be stored (empty, or longer than the column)', () => {
-    const tooLong = `${'a'.repeat(250)}@example.com`;
-    expect(
-      chooseEmail(
-        clerkUser({
-          email_addresses: [
-            { id: 'idn_long', email_address: tooLong, verification: verified },
-            { id: 'idn_empty', email_address: '', verification: verified },
-          ],
-          primary_email_address_id: 'idn_long',
-        }),
-      ),
-    ).toBeUndefined();
+  it.each<[string, ClerkUser['email_addresses'], string | null, string | undefined]>([
+    ['the primary address', addresses, 'idn_primary', primary],
+    ['no primary: the first verified', addresses, null, first],
+    ['no primary: the first verified after an unverified', [unverified, ...addresses], null, first],
+    ['a primary id matching none: the first verified', addresses, 'idn_gone', first],
+    ['never an unverified address', [unverified], null, undefined],
+    ['never an unverified primary', [unverified], 'idn_unverified', undefined],
+    ['a pending primary: the first verified', [pending, ...addresses], 'idn_unverified', first],
+    ['queued before verification was kept: the primary', legacy, 'idn_primary', primary],
+    ['queued before verification was kept: only the primary', legacy, null, undefined],
+    ['no address', [], null, undefined],
+    ['no address that can be stored', unstorable, 'idn_long', undefined],
+  ])('%s', (_case, email_addresses, primary_email_address_id, expected) => {
+    expect(chooseEmail(clerkUser({ email_addresses, primary_email_address_id }))).toBe(expected);
   });
 });
 

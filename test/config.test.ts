@@ -3,7 +3,12 @@ import { loadConfig } from '../src/config.ts';
 import { type CommandResult, runCommand, runNpmScript } from './support/cli.ts';
 import { configError } from './support/config.ts';
 import { countRows, dropDatabase } from './support/database.ts';
-import { type FakeClerkApi, generateUsers, startFakeClerkApi } from './support/fake-clerk-api.ts';
+import {
+  type FakeClerkApi,
+  fakeClerkEnv,
+  generateUsers,
+  startFakeClerkApi,
+} from './support/fake-clerk-api.ts';
 import { useStarted, useTestDatabase } from './support/hooks.ts';
 
 const SECRET_A = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -100,9 +105,7 @@ describe('prepare-database command', () => {
   });
 
   it('exits 1 with one line naming DATABASE_URL when it is not a PostgreSQL URL', async () => {
-    const result = await prepareDatabase({
-      DATABASE_URL: 'mysql://x',
-    });
+    const result = await prepareDatabase({ DATABASE_URL: 'mysql://x' });
     expect(result.code).toBe(1);
     expectOneReadableLine(result.stderr, 'DATABASE_URL');
   });
@@ -118,9 +121,7 @@ describe('prepare-database command', () => {
   });
 
   it('exits 1 with one line naming the variable for any other bad setting', async () => {
-    const result = await prepareDatabase({
-      CLERK_WEBHOOK_SIGNING_SECRET: 'not-a-secret',
-    });
+    const result = await prepareDatabase({ CLERK_WEBHOOK_SIGNING_SECRET: 'not-a-secret' });
     expect(result.code).toBe(1);
     expectOneReadableLine(result.stderr, 'CLERK_WEBHOOK_SIGNING_SECRET');
   });
@@ -191,11 +192,7 @@ describe('a DATABASE_URL naming a database that is not migrated', () => {
     ['backfill', ['--dry-run'], 'function lock_and_read_clerk_users(text[], unknown)'],
     ['reconcile', [], 'relation "users"'],
   ])('fails npm run %s in one line naming the migration command', async (script, args, missing) => {
-    const result = await runNpmScript(script, args, {
-      DATABASE_URL: db.url,
-      CLERK_SECRET_KEY: 'sk_test_fake',
-      CLERK_API_URL: api.url,
-    });
+    const result = await runNpmScript(script, args, { ...fakeClerkEnv(api), DATABASE_URL: db.url });
 
     // After its progress lines (it reads Clerk first), one line and no stack.
     expect(result.code).toBe(1);

@@ -58,17 +58,10 @@ function userEvent(type: 'user.created' | 'user.updated', id: string, user: User
   return jobEvent(event);
 }
 
-function created(id: string, user: UserFields) {
-  return userEvent('user.created', id, user);
-}
-
-function updated(id: string, user: UserFields) {
-  return userEvent('user.updated', id, user);
-}
-
-async function tombstones(clerkUserId: string): Promise<number> {
-  return countRows(db, 'deleted_clerk_users', 'clerk_user_id = ?', [clerkUserId]);
-}
+const created = (id: string, user: UserFields) => userEvent('user.created', id, user);
+const updated = (id: string, user: UserFields) => userEvent('user.updated', id, user);
+const tombstones = (clerkUserId: string) =>
+  countRows(db, 'deleted_clerk_users', 'clerk_user_id = ?', [clerkUserId]);
 
 describe('user.created', () => {
   it('stores the user and its default preferences', async () => {

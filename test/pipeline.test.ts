@@ -1,11 +1,11 @@
-import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import { migrateUp } from '../src/orm.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
 import { countRows, openPoolConnections, sql } from './support/database.ts';
-import { useTestDatabase } from './support/hooks.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
+import { failWaitingJobs } from './support/queue.ts';
 import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
 import { expectNewUserStored, storedPreferences, storedUser } from './support/stored-users.ts';
 import { deliver, newSvixId, TEST_SECRET } from './support/svix.ts';
@@ -27,9 +27,17 @@ beforeAll(async () => {
 
 afterAll(() => stopPipeline(main));
 expectCleanLogsAfterEach(logs, [TEST_SECRET]);
+const cleanUpLater = cleanUpAfterEach();
 
 function startPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
   return startInProcessReceiver({ DATABASE_URL: db.url, ...overrides }, { log: logs.log });
+}
+
+/** A pipeline of the test's own, stopped after it. */
+async function startTestPipeline(overrides: Record<string, string> = {}): Promise<Pipeline> {
+  const pipeline = await startPipeline(overrides);
+  cleanUpLater(() => stopPipeline(pipeline));
+  return pipeline;
 }
 
 async function stopPipeline(pipeline: Pipeline | undefined): Promise<void> {
@@ -204,33 +212,29 @@ describe('through HTTP, Redis and the worker', () => {
   it('stores one user from fifty copies of an event delivered at once, failing no job', async () => {
     // Its own queue, and the worker started once all copies wait, so that fifty jobs really
     // run side by side.
-    const pipeline = await startPipeline({ WORKER_CONCURRENCY: '50' });
-    try {
-      const id = clerkId('user');
-      const event = sampleUserEvent('user.created', { id, email: email('fifty') });
-      const distinctIds = Array.from({ length: 50 }, () => newSvixId());
-      const repeatedId = newSvixId();
+    const pipeline = await startTestPipeline({ WORKER_CONCURRENCY: '50' });
+    const id = clerkId('user');
+    const event = sampleUserEvent('user.created', { id, email: email('fifty') });
+    const distinctIds = Array.from({ length: 50 }, () => newSvixId());
+    const repeatedId = newSvixId();
 
-      await Promise.all([
-        ...distinctIds.map((svixId) => send(event, pipeline, svixId)),
-        ...Array.from({ length: 5 }, () => send(event, pipeline, repeatedId)),
-      ]);
-      expect(await pipeline.queue.getJobCountByTypes('waiting')).toBe(51);
-      await openPoolConnections(db);
-      pipeline.worker = await startWorker(pipeline.config, logs.log, { services: db });
-      const states = await Promise.all(
-        [...distinctIds, repeatedId].map((svixId) => settled(svixId, pipeline)),
-      );
+    await Promise.all([
+      ...distinctIds.map((svixId) => send(event, pipeline, svixId)),
+      ...Array.from({ length: 5 }, () => send(event, pipeline, repeatedId)),
+    ]);
+    expect(await pipeline.queue.getJobCountByTypes('waiting')).toBe(51);
+    await openPoolConnections(db);
+    pipeline.worker = await startWorker(pipeline.config, logs.log, { services: db });
+    const states = await Promise.all(
+      [...distinctIds, repeatedId].map((svixId) => settled(svixId, pipeline)),
+    );
 
-      expect(states.filter((state) => state !== 'completed')).toEqual([]);
-      const jobs = await pipeline.queue.getCompleted(0, -1);
-      expect(jobs.map((job) => job.attemptsMade)).toEqual(jobs.map(() => 1));
-      expect(await pipeline.queue.getJobCountByTypes('failed')).toBe(0);
-      expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
-      expect(await storedPreferences(db, id)).toHaveLength(1);
-    } finally {
-      await stopPipeline(pipeline);
-    }
+    expect(states.filter((state) => state !== 'completed')).toEqual([]);
+    const jobs = await pipeline.queue.getCompleted(0, -1);
+    expect(jobs.map((job) => job.attemptsMade)).toEqual(jobs.map(() => 1));
+    expect(await pipeline.queue.getJobCountByTypes('failed')).toBe(0);
+    expect(await countRows(db, 'users', 'clerk_user_id = ?', [id])).toBe(1);
+    expect(await storedPreferences(db, id)).toHaveLength(1);
   });
 });
 
@@ -238,67 +242,45 @@ describe('a worker started before the migrations ran', () => {
   const unmigrated = useTestDatabase({ migrate: false });
 
   it('says so in its log, keeps the job, and stores the user once they have run', async () => {
-    const pipeline: Pipeline = await startInProcessReceiver(
-      { DATABASE_URL: unmigrated.url },
-      { log: logs.log },
+    const pipeline = await startTestPipeline({ DATABASE_URL: unmigrated.url });
+    pipeline.worker = await startWorker(pipeline.config, logs.log, { services: unmigrated });
+    const id = clerkId('user');
+    const svixId = await send(sampleUserEvent('user.created', { id }), pipeline);
+    const failure = await waitFor(
+      () => logs.records().find((record) => record.svixId === svixId && record.willRetry),
+      15_000,
+      'the first attempt to fail',
     );
-    try {
-      pipeline.worker = await startWorker(pipeline.config, logs.log, { services: unmigrated });
-      const id = clerkId('user');
-      const svixId = await send(sampleUserEvent('user.created', { id }), pipeline);
-      const failure = await waitFor(
-        () => logs.records().find((record) => record.svixId === svixId && record.willRetry),
-        15_000,
-        'the first attempt to fail',
-      );
-      expect(failure.msg).toBe(
-        'event processing failed: the database is not migrated; run npm run migration:up',
-      );
+    expect(failure.msg).toBe(
+      'event processing failed: the database is not migrated; run npm run migration:up',
+    );
 
-      await migrateUp(unmigrated.orm);
+    await migrateUp(unmigrated.orm);
 
-      expect(await settled(svixId, pipeline)).toBe('completed');
-      expect(await countRows(unmigrated, 'users', 'clerk_user_id = ?', [id])).toBe(1);
-    } finally {
-      await stopPipeline(pipeline);
-    }
+    expect(await settled(svixId, pipeline)).toBe('completed');
+    expect(await countRows(unmigrated, 'users', 'clerk_user_id = ?', [id])).toBe(1);
   });
 });
 
 describe('a job that failed for good', () => {
   it('runs again and completes when Svix redelivers it', async () => {
-    const pipeline = await startPipeline();
-    try {
-      const id = clerkId('user');
-      const address = email('replayed');
-      const event = sampleUserEvent('user.created', { id, email: address });
-      const outage = new Worker(
-        pipeline.config.queueName,
-        async () => {
-          throw new UnrecoverableError('simulated outage');
-        },
-        { connection: pipeline.queue.opts.connection },
-      );
-      let svixId: string;
-      try {
-        svixId = await send(event, pipeline);
-        expect(await settled(svixId, pipeline)).toBe('failed');
-      } finally {
-        await outage.close();
-      }
-      pipeline.worker = await startWorker(pipeline.config, logs.log, { services: db });
+    const pipeline = await startTestPipeline();
+    const id = clerkId('user');
+    const address = email('replayed');
+    const event = sampleUserEvent('user.created', { id, email: address });
+    const svixId = await send(event, pipeline);
+    await failWaitingJobs(pipeline.queue, 1);
+    expect(await settled(svixId, pipeline)).toBe('failed');
+    pipeline.worker = await startWorker(pipeline.config, logs.log, { services: db });
 
-      const redelivery = await deliver(pipeline.url, event, { svixId });
+    const redelivery = await deliver(pipeline.url, event, { svixId });
 
-      expect(redelivery.status).toBe(202);
-      expect(await redelivery.json()).toMatchObject({ status: 'requeued' });
-      expect(await settled(svixId, pipeline)).toBe('completed');
-      expect((await pipeline.queue.getJob(svixId))?.returnvalue).toEqual({ outcome: 'created' });
-      expect(await storedUser(db, id)).toMatchObject({ email: address });
-      expect(await storedPreferences(db, id)).toHaveLength(1);
-    } finally {
-      await stopPipeline(pipeline);
-    }
+    expect(redelivery.status).toBe(202);
+    expect(await redelivery.json()).toMatchObject({ status: 'requeued' });
+    expect(await settled(svixId, pipeline)).toBe('completed');
+    expect((await pipeline.queue.getJob(svixId))?.returnvalue).toEqual({ outcome: 'created' });
+    expect(await storedUser(db, id)).toMatchObject({ email: address });
+    expect(await storedPreferences(db, id)).toHaveLength(1);
   });
 });
 

@@ -1,4 +1,4 @@
-import { type Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { describe, expect, it } from 'vitest';
 import { sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
 import type { Logger } from '../src/logger.ts';
@@ -8,9 +8,9 @@ import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { rawRequest } from './support/http.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
+import { failWaitingJobs } from './support/queue.ts';
 import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
 import { deliver, newSvixId, OLD_SECRET, signedHeaders, TEST_SECRET } from './support/svix.ts';
-import { waitFor } from './support/wait.ts';
 
 const JOB_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'] as const;
 const SIX_MINUTES_MS = 6 * 60 * 1000;
@@ -54,6 +54,12 @@ async function metricsText(url: string): Promise<string> {
   const response = await fetch(`${url}/metrics`);
   expect(response.status).toBe(200);
   return response.text();
+}
+
+/** The line of /metrics that counts `count` webhooks of this type and outcome. */
+function received(type: string, outcome: string, count: number): RegExp {
+  const labels = `type="${type.replaceAll('.', '\\.')}",outcome="${outcome}"`;
+  return new RegExp(`^clerk_sync_webhooks_received_total\\{${labels}\\} ${count}$`, 'm');
 }
 
 describe('POST /webhooks/clerk', () => {
@@ -108,11 +114,7 @@ describe('POST /webhooks/clerk', () => {
     const body = JSON.stringify(sampleUserEvent('user.created'));
     const headers = signedHeaders(body);
 
-    const response = await fetch(`${url}/webhooks/clerk`, {
-      method: 'POST',
-      headers,
-      body: body.replace('"Example"', '"Mallory"'),
-    });
+    const response = await rawPost(url, body.replace('"Example"', '"Mallory"'), headers);
 
     expect(response.status).toBe(401);
     expect(await jobIds(queue)).toEqual([]);
@@ -146,7 +148,7 @@ describe('POST /webhooks/clerk', () => {
       const headers = signedHeaders(body);
       delete headers[header];
 
-      const response = await fetch(`${url}/webhooks/clerk`, { method: 'POST', headers, body });
+      const response = await rawPost(url, body, headers);
 
       expect(response.status).toBe(400);
       expect(await jobIds(queue)).toEqual([]);
@@ -161,17 +163,17 @@ describe('POST /webhooks/clerk', () => {
     const oldId = newSvixId();
     const otherSecret = `whsec_${Buffer.from('some other endpoint secret').toString('base64')}`;
 
-    expect(
-      (await deliver(url, sampleUserEvent('user.created'), { svixId: newId, secret: TEST_SECRET }))
-        .status,
-    ).toBe(202);
-    expect(
-      (await deliver(url, sampleUserEvent('user.created'), { svixId: oldId, secret: OLD_SECRET }))
-        .status,
-    ).toBe(202);
-    expect(
-      (await deliver(url, sampleUserEvent('user.created'), { secret: otherSecret })).status,
-    ).toBe(401);
+    const statuses = await Promise.all(
+      [
+        { svixId: newId, secret: TEST_SECRET },
+        { svixId: oldId, secret: OLD_SECRET },
+        { secret: otherSecret },
+      ].map(
+        async (options) => (await deliver(url, sampleUserEvent('user.created'), options)).status,
+      ),
+    );
+
+    expect(statuses).toEqual([202, 202, 401]);
     expect(await jobIds(queue)).toEqual([newId, oldId].sort());
   });
 
@@ -181,15 +183,13 @@ describe('POST /webhooks/clerk', () => {
     const headers = signedHeaders(body);
     const forged = `v1,${Buffer.alloc(32, 7).toString('base64')}`;
 
-    const onlyForged = await fetch(`${url}/webhooks/clerk`, {
-      method: 'POST',
-      headers: { ...headers, 'svix-signature': `${forged} v1a,abc` },
-      body,
+    const onlyForged = await rawPost(url, body, {
+      ...headers,
+      'svix-signature': `${forged} v1a,abc`,
     });
-    const withValid = await fetch(`${url}/webhooks/clerk`, {
-      method: 'POST',
-      headers: { ...headers, 'svix-signature': `${forged} ${headers['svix-signature']} v1a,abc` },
-      body,
+    const withValid = await rawPost(url, body, {
+      ...headers,
+      'svix-signature': `${forged} ${headers['svix-signature']} v1a,abc`,
     });
 
     expect(onlyForged.status).toBe(401);
@@ -218,20 +218,13 @@ describe('POST /webhooks/clerk', () => {
     expect(tooLarge.status).toBe(413);
     expect(justFits.status).toBe(202);
     expect(await jobIds(queue)).toEqual(['msg_exact']);
-    expect(await metricsText(url)).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="unknown",outcome="too_large"\} 1$/m,
-    );
+    expect(await metricsText(url)).toMatch(received('unknown', 'too_large', 1));
   });
 
   it('answers 400 to a validly signed body that is not JSON', async () => {
     const { url, queue } = await startTestReceiver();
     const body = 'type=user.created&object=event';
-    const response = await fetch(`${url}/webhooks/clerk`, {
-      method: 'POST',
-      headers: signedHeaders(body),
-      body,
-    });
-    expect(response.status).toBe(400);
+    expect((await rawPost(url, body, signedHeaders(body))).status).toBe(400);
     expect(await jobIds(queue)).toEqual([]);
   });
 
@@ -262,9 +255,7 @@ describe('POST /webhooks/clerk', () => {
 
     expect(response.status).toBe(200);
     expect(await jobIds(queue)).toEqual([]);
-    expect(await metricsText(url)).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="session\.created",outcome="ignored"\} 1$/m,
-    );
+    expect(await metricsText(url)).toMatch(received('session.created', 'ignored', 1));
   });
 
   it('queues a validly signed user event that has no envelope timestamp', async () => {
@@ -295,23 +286,13 @@ describe('POST /webhooks/clerk', () => {
   });
 
   it('puts a failed job back in waiting when its delivery comes again', async () => {
-    const { url, queue, config } = await startTestReceiver();
+    const { url, queue } = await startTestReceiver();
     const svixId = newSvixId();
     const event = sampleUserEvent('user.created');
     expect((await deliver(url, event, { svixId })).status).toBe(202);
 
-    const failing = new Worker(
-      config.queueName,
-      async () => {
-        throw new UnrecoverableError('failing on purpose');
-      },
-      { connection: queue.opts.connection },
-    );
-    try {
-      await waitFor(async () => (await queue.getJobState(svixId)) === 'failed', 10_000, 'failed');
-    } finally {
-      await failing.close();
-    }
+    await failWaitingJobs(queue, 1);
+    expect(await queue.getJobState(svixId)).toBe('failed');
 
     const redelivery = await deliver(url, event, { svixId });
 
@@ -320,9 +301,7 @@ describe('POST /webhooks/clerk', () => {
     expect(await queue.getJobState(svixId)).toBe('waiting');
     expect((await queue.getJob(svixId))?.attemptsMade).toBe(0);
     expect(await jobIds(queue)).toEqual([svixId]);
-    expect(await metricsText(url)).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="user\.created",outcome="requeued"\} 1$/m,
-    );
+    expect(await metricsText(url)).toMatch(received('user.created', 'requeued', 1));
   });
 });
 
@@ -371,15 +350,9 @@ describe('GET /metrics', () => {
     const text = await metricsText(url);
 
     expect(text).toContain('# TYPE clerk_sync_webhooks_received_total counter');
-    expect(text).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="user\.created",outcome="queued"\} 1$/m,
-    );
-    expect(text).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="user\.updated",outcome="queued"\} 1$/m,
-    );
-    expect(text).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="unknown",outcome="invalid_signature"\} 1$/m,
-    );
+    expect(text).toMatch(received('user.created', 'queued', 1));
+    expect(text).toMatch(received('user.updated', 'queued', 1));
+    expect(text).toMatch(received('unknown', 'invalid_signature', 1));
     expect(text).toMatch(/^clerk_sync_queue_jobs\{state="waiting"\} 2$/m);
   });
 
@@ -417,8 +390,6 @@ describe('whatever a client sends', () => {
       expect({ label, status: response.status }).toEqual({ label, status: expected });
     }
     expect(await jobIds(queue)).toEqual([headers['svix-id']]);
-    expect(await metricsText(url)).toMatch(
-      /^clerk_sync_webhooks_received_total\{type="unknown",outcome="bad_request"\} 4$/m,
-    );
+    expect(await metricsText(url)).toMatch(received('unknown', 'bad_request', 4));
   });
 });

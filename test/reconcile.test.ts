@@ -1,5 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { clerkClientFrom } from '../src/clerk/api.ts';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ClerkApiError } from '../src/errors.ts';
 import { runBackfill } from '../src/sync/backfill.ts';
 import {
@@ -9,17 +8,20 @@ import {
   reconcile,
 } from '../src/sync/reconcile.ts';
 import { applyUserChanges } from '../src/users/apply-user-changes.ts';
-import { clerkUserSchema } from '../src/users/clerk-user.ts';
+import { upsertOf } from '../src/users/user-change.ts';
 import { runNpmScript } from './support/cli.ts';
-import { testConfig } from './support/config.ts';
-import { countRows, createTestDatabase, sql, type TestDatabase } from './support/database.ts';
+import { fakeClerkClient } from './support/config.ts';
+import { countRows, sql } from './support/database.ts';
 import {
   type FakeClerkApi,
   type FakeUser,
+  fakeClerkEnv,
   generateUsers,
   startFakeClerkApi,
   userJson,
 } from './support/fake-clerk-api.ts';
+import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
+import { expectUserRows, snapshotTables, tombstoneIds } from './support/stored-users.ts';
 
 const USER_COUNT = 1_234;
 /** Listed by Clerk, not stored here. */
@@ -38,24 +40,18 @@ const MALFORMED = 60;
 
 const EMAIL_PATTERN = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
 
-let db: TestDatabase;
+const db = useTestDatabase({ emptyEachTest: true });
+const cleanUpLater = cleanUpAfterEach();
 let fake: FakeClerkApi | undefined;
 let users: FakeUser[];
 
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(() => db?.drop());
 beforeEach(async () => {
-  await sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade');
   users = generateUsers(USER_COUNT);
   userAt(WITHOUT_EMAIL).email = null;
   userAt(MALFORMED).updatedAt = -1;
-  fake = await startFakeClerkApi(users);
-});
-afterEach(async () => {
-  await fake?.close();
-  fake = undefined;
+  const started = await startFakeClerkApi(users);
+  fake = started;
+  cleanUpLater(() => started.close());
 });
 
 function userAt(index: number): FakeUser {
@@ -71,22 +67,15 @@ function api(): FakeClerkApi {
   return fake;
 }
 
-function client(env: Record<string, string> = {}) {
-  return clerkClientFrom(
-    testConfig({ CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url, ...env }),
-  );
-}
+const client = (env: Record<string, string> = {}) => fakeClerkClient(api(), env);
 
 /** Stores users here, as webhooks would have, whom Clerk neither lists nor finds. */
 async function storeUsersClerkDoesNotHave(ids: string[]): Promise<void> {
   await applyUserChanges(
     db.em.fork(),
-    ids.map((id, index) => ({
-      kind: 'upsert',
-      user: clerkUserSchema.parse(
-        userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 }),
-      ),
-    })),
+    ids.map((id, index) =>
+      upsertOf(userJson({ id, email: `gone${index}@example.com`, createdAt: 1, updatedAt: 2 })),
+    ),
   );
 }
 
@@ -113,14 +102,7 @@ async function setUpDrift(): Promise<void> {
   await applyUserChanges(db.em.fork(), [{ kind: 'delete', clerkUserId: idOf(TOMBSTONED) }]);
 }
 
-/** Every row of the three tables, timestamps included. */
-async function snapshot() {
-  return {
-    users: await sql(db, 'select * from users order by clerk_user_id'),
-    preferences: await sql(db, 'select * from user_preferences order by user_id'),
-    tombstones: await sql(db, 'select * from deleted_clerk_users order by clerk_user_id'),
-  };
-}
+const snapshot = () => snapshotTables(db);
 
 /** Clerk's timezone for a generated user. */
 const clerkTimezone = (index: number) => (index % 3 === 0 ? 'Europe/Paris' : 'UTC');
@@ -167,23 +149,7 @@ async function expectInStepWithClerk(): Promise<void> {
         ]
       : [],
   );
-  expect(
-    await sql(
-      db,
-      `select clerk_user_id, email, timezone,
-              (extract(epoch from clerk_updated_at) * 1000)::float8 as clerk_updated_at
-         from users order by clerk_user_id`,
-    ),
-  ).toEqual(expected);
-  const [preferences] = await sql<{ matching: number; total: number }>(
-    db,
-    `select count(*) filter (where p.theme = 'modern' and p.onboarding_completed = false
-                               and p.custom_hours = jsonb_build_object('start', '09:00', 'end', '17:00', 'timezone', u.timezone)
-                               and p.communication_preferences = '{"email": true, "sms": false, "in_app": true}'::jsonb)::int as matching,
-            count(*)::int as total
-       from users u join user_preferences p on p.user_id = u.id`,
-  );
-  expect(preferences).toEqual({ matching: expected.length, total: expected.length });
+  await expectUserRows(db, expected);
 }
 
 describe('reconcile', () => {
@@ -247,11 +213,7 @@ describe('reconcile', () => {
       applied: { created: MISSING.length, updated: 5, deleted: GONE.length },
     });
     await expectInStepWithClerk();
-    const tombstones = await sql<{ clerk_user_id: string }>(
-      db,
-      'select clerk_user_id from deleted_clerk_users order by clerk_user_id',
-    );
-    expect(tombstones.map((row) => row.clerk_user_id)).toEqual([idOf(TOMBSTONED), ...GONE].sort());
+    expect(await tombstoneIds(db)).toEqual([idOf(TOMBSTONED), ...GONE].sort());
     expect(formatReconcileReport(report)).toContain('applied: created 6, updated 5, deleted 2');
 
     const again = await reconcile({ em: db.em, client: client(), apply: true });
@@ -369,9 +331,7 @@ describe('reconcile --apply against the wrong Clerk instance', () => {
 });
 
 describe('npm run reconcile', () => {
-  function cliEnv() {
-    return { CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api().url, DATABASE_URL: db.url };
-  }
+  const cliEnv = () => ({ ...fakeClerkEnv(api()), DATABASE_URL: db.url });
 
   it('reports without emails and changes nothing; with --apply, fixes everything', async () => {
     await setUpDrift();

@@ -33,17 +33,12 @@ const SPEC_COLUMNS = {
 };
 
 function column(
-  dataType: string,
-  maxLength: number | null,
-  nullable: 'YES' | 'NO',
-  defaultValue: string | null,
+  data_type: string,
+  character_maximum_length: number | null,
+  is_nullable: 'YES' | 'NO',
+  column_default: string | null,
 ) {
-  return {
-    data_type: dataType,
-    character_maximum_length: maxLength,
-    is_nullable: nullable,
-    column_default: defaultValue,
-  };
+  return { data_type, character_maximum_length, is_nullable, column_default };
 }
 
 async function columnsOf(services: Services, table: string) {
@@ -279,10 +274,7 @@ describe('the migration commands', { timeout: CLI_TIMEOUT_MS }, () => {
 
       const down = await migration('down');
       expect(down.code, down.output).toBe(0);
-      const executed = await sql<{ name: string }>(
-        cliDb,
-        'select name from mikro_orm_migrations order by name',
-      );
+      const executed = await sql(cliDb, 'select name from mikro_orm_migrations order by name');
       expect(executed.map((row) => row.name)).toEqual(names.slice(0, -1));
       expect(await schemaFingerprint(cliDb)).not.toEqual(before);
       const list = await migration('list');

@@ -61,15 +61,8 @@ describe('npm run webhook:send', () => {
     const id = clerkId('user');
     const email = `send.${id.slice(5, 13).toLowerCase()}@example.com`;
 
-    const printed = await webhookSend([
-      'user.created',
-      '--id',
-      id,
-      '--email',
-      email,
-      '--url',
-      endpoint,
-    ]);
+    const args = ['user.created', '--id', id, '--email', email, '--url', endpoint];
+    const printed = await webhookSend(args);
 
     expect(printed.code, printed.output).toBe(0);
     expect(printed.stdout).toMatch(/user\.created for user_\S+ \(svix-id msg_\S+\) → 202/);
@@ -114,16 +107,11 @@ describe('npm run webhook:send', () => {
       const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'development' };
       delete env.CLERK_WEBHOOK_SIGNING_SECRET;
 
+      const url = `http://127.0.0.1:${devReceiver.port}/webhooks/clerk`;
+      const script = join(PROJECT_ROOT, 'src/bin/webhook-send.ts');
       const { stdout } = await run(
         process.execPath,
-        [
-          join(PROJECT_ROOT, 'src/bin/webhook-send.ts'),
-          'user.created',
-          '--id',
-          id,
-          '--url',
-          `http://127.0.0.1:${devReceiver.port}/webhooks/clerk`,
-        ],
+        [script, 'user.created', '--id', id, '--url', url],
         { cwd, env },
       );
 

@@ -1,13 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
 import { countRows, createTestDatabase, migrationNames } from '../support/database.ts';
-import { type FakeClerkApi, generateUsers, startFakeClerkApi } from '../support/fake-clerk-api.ts';
+import {
+  type FakeClerkApi,
+  fakeClerkEnv,
+  generateUsers,
+  startFakeClerkApi,
+} from '../support/fake-clerk-api.ts';
 import { useTestDatabase } from '../support/hooks.ts';
 import { asNewMessage, newUsers, redelivery, shuffle, userCreated } from '../support/load.ts';
 import { freePort, killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
-import { health, spawnService } from '../support/services.ts';
+import { health, spawnService, spawnServices } from '../support/services.ts';
 import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
 import { type PgBouncer, startPgBouncer } from './support/postgres-servers.ts';
 
@@ -78,11 +83,10 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
       REDIS_URL: redis.url,
       QUEUE_NAME: uniqueQueueName(),
     };
-    const [receiver, ...workers] = await Promise.all([
-      spawnService('receiver', environment),
-      spawnService('worker', environment),
-      spawnService('worker', environment),
-    ]);
+    const [receiver, ...workers] = await spawnServices(
+      ['receiver', 'worker', 'worker'],
+      environment,
+    );
     for (const service of [receiver, ...workers]) {
       expect((await health(service)).body).toMatchObject({ database: 'connected' });
     }
@@ -97,11 +101,7 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
     ]);
     const [, backfill] = await Promise.all([
       sendAllAcknowledged(receiver.url, deliveries, 32),
-      runNpmScript('backfill', [], {
-        DATABASE_URL: pooledUrl,
-        CLERK_SECRET_KEY: 'sk_test_fake',
-        CLERK_API_URL: api.url,
-      }),
+      runNpmScript('backfill', [], { ...fakeClerkEnv(api), DATABASE_URL: pooledUrl }),
     ]);
     expect(backfill.code, backfill.output).toBe(0);
     for (const user of api.users) users.add(user.id);
@@ -111,11 +111,7 @@ describe('through PgBouncer in transaction mode, a pool of 5', () => {
     // The commands that read and compare go through the pooler too.
     const [checked, reconciled] = await Promise.all([
       runNpmScript('db:check', [], { DATABASE_URL: pooledUrl }),
-      runNpmScript('reconcile', [], {
-        DATABASE_URL: pooledUrl,
-        CLERK_SECRET_KEY: 'sk_test_fake',
-        CLERK_API_URL: api.url,
-      }),
+      runNpmScript('reconcile', [], { ...fakeClerkEnv(api), DATABASE_URL: pooledUrl }),
     ]);
     expect(checked.code, checked.output).toBe(0);
     expect(reconciled.code, reconciled.output).toBe(0);

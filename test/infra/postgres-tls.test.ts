@@ -5,7 +5,7 @@ import { newUsers } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
-import { health, spawnService } from '../support/services.ts';
+import { health, spawnServices } from '../support/services.ts';
 import { sendAllAcknowledged, waitUntilStored } from '../support/stack.ts';
 import { useCertificates } from './support/certificates.ts';
 import { initPrivatePostgres, type PrivatePostgres } from './support/postgres-servers.ts';
@@ -108,10 +108,7 @@ describe('PostgreSQL with TLS', () => {
         REDIS_URL: redis.url,
         QUEUE_NAME: uniqueQueueName(),
       };
-      const [receiver] = await Promise.all([
-        spawnService('receiver', environment),
-        spawnService('worker', environment),
-      ]);
+      const [receiver] = await spawnServices(['receiver', 'worker'], environment);
       expect((await health(receiver)).body).toEqual({
         status: 'ok',
         database: 'connected',

@@ -8,7 +8,7 @@ import {
   metricTotal,
   type ServiceEnvironment,
   type ServiceProcess,
-  spawnService,
+  spawnServices,
 } from '../support/services.ts';
 import { deliverUntilAcknowledged, report, waitUntilStored } from '../support/stack.ts';
 import { type RedisClusterSet, startRedisCluster } from './support/redis-topologies.ts';
@@ -36,12 +36,7 @@ describe('Redis Cluster', () => {
       REDIS_URL: cluster.url,
       QUEUE_NAME: uniqueQueueName(),
     };
-    services = await Promise.all([
-      spawnService('receiver', environment),
-      spawnService('receiver', environment),
-      spawnService('worker', environment),
-      spawnService('worker', environment),
-    ]);
+    services = await spawnServices(['receiver', 'receiver', 'worker', 'worker'], environment);
     receivers = services.slice(0, 2);
   });
 

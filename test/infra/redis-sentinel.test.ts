@@ -11,7 +11,11 @@ import {
 } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
-import { type ServiceEnvironment, type ServiceProcess, spawnService } from '../support/services.ts';
+import {
+  type ServiceEnvironment,
+  type ServiceProcess,
+  spawnServices,
+} from '../support/services.ts';
 import { report } from '../support/stack.ts';
 import { waitFor } from '../support/wait.ts';
 import {
@@ -55,10 +59,7 @@ describe('Redis Sentinel failover', () => {
   beforeAll(async () => {
     set = await startSentinelSet();
     environment = { DATABASE_URL: db.url, REDIS_URL: set.url, QUEUE_NAME: uniqueQueueName() };
-    [receiver, worker] = await Promise.all([
-      spawnService('receiver', environment),
-      spawnService('worker', environment),
-    ]);
+    [receiver, worker] = await spawnServices(['receiver', 'worker'], environment);
   });
 
   afterAll(async () => {

@@ -6,7 +6,7 @@ import { newUsers } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import { type PrivateRedis, startPrivateRedis } from '../support/redis-server.ts';
-import { spawnService } from '../support/services.ts';
+import { spawnServices } from '../support/services.ts';
 import {
   deliverUntilAcknowledged,
   sendAllAcknowledged,
@@ -46,10 +46,7 @@ describe('Redis with TLS only', () => {
       QUEUE_NAME: queueName,
       NODE_EXTRA_CA_CERTS: certs.ca,
     };
-    const [receiver, worker] = await Promise.all([
-      spawnService('receiver', environment),
-      spawnService('worker', environment),
-    ]);
+    const [receiver, worker] = await spawnServices(['receiver', 'worker'], environment);
     const users = new Set<string>();
     await sendAllAcknowledged(receiver.url, newUsers(100, users), 16);
     await waitUntilStored(db, users, 30_000);
@@ -102,10 +99,7 @@ describe('Redis Sentinel and Cluster with TLS only', () => {
       QUEUE_NAME: uniqueQueueName(),
       NODE_EXTRA_CA_CERTS: certs.ca,
     };
-    const [receiver, worker] = await Promise.all([
-      spawnService('receiver', environment),
-      spawnService('worker', environment),
-    ]);
+    const [receiver, worker] = await spawnServices(['receiver', 'worker'], environment);
     // Each topology's users are counted on their own.
     await sql(db, 'truncate users, user_preferences cascade');
     const users = new Set<string>();

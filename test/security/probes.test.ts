@@ -17,10 +17,8 @@ async function probe(service: ServiceProcess, path: '/livez' | '/readyz') {
 
 beforeAll(async () => {
   // Both processes reach PostgreSQL through the proxy, so that it can be taken from both.
-  const throughProxy = new URL(stack.db.url);
-  throughProxy.port = String(stack.proxy.port);
   [receiver, worker] = await Promise.all([
-    stack.startReceiver({ DATABASE_URL: throughProxy.toString() }),
+    stack.startReceiver({ DATABASE_URL: stack.proxy.url }),
     stack.startWorker(),
   ]);
 });

@@ -37,6 +37,11 @@ export interface FakeClerkApi {
   close(): Promise<void>;
 }
 
+/** The environment that points the service's Clerk client at a fake API, with the key it accepts. */
+export function fakeClerkEnv(api: { url: string }) {
+  return { CLERK_SECRET_KEY: 'sk_test_fake', CLERK_API_URL: api.url };
+}
+
 /** Generated users, oldest first, with Clerk-like ids and example.com addresses. */
 export function generateUsers(count: number, start = 0): FakeUser[] {
   const base = Date.UTC(2024, 0, 1);

@@ -1,5 +1,5 @@
-import { afterAll, afterEach, beforeAll } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './database.ts';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import { createTestDatabase, sql, type TestDatabase } from './database.ts';
 
 /**
  * Something the tests of a file (or of the describe block it is called in) share: started
@@ -23,12 +23,23 @@ export function useStarted<T extends object>(
   });
 }
 
-/** createTestDatabase() before the tests of the file (or describe block), dropped after them. */
-export function useTestDatabase(options: { migrate?: boolean } = {}): TestDatabase {
-  return useStarted(
+/**
+ * createTestDatabase() before the tests of the file (or describe block), dropped after them;
+ * with `emptyEachTest`, its tables are emptied before each test.
+ */
+export function useTestDatabase(
+  options: { migrate?: boolean; emptyEachTest?: boolean } = {},
+): TestDatabase {
+  const db = useStarted(
     () => createTestDatabase(options),
-    (db) => db.drop(),
+    (started) => started.drop(),
   );
+  if (options.emptyEachTest) {
+    beforeEach(() =>
+      sql(db, 'truncate users, user_preferences, deleted_clerk_users, sync_checkpoints cascade'),
+    );
+  }
+  return db;
 }
 
 /**

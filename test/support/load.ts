@@ -1,4 +1,4 @@
-import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../../src/clerk/sample-events.ts';
+import { clerkId, sampleUserEvent } from '../../src/clerk/sample-events.ts';
 import { newSvixId, signedHeaders } from './svix.ts';
 
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -55,10 +55,6 @@ export function userUpdated(
 ): Delivery {
   const event = sampleUserEvent('user.updated', { id: clerkUserId, ...options });
   return { svixId: options.svixId ?? newSvixId(), clerkUserId, body: JSON.stringify(event) };
-}
-
-export function userDeleted(clerkUserId: string, svixId = newSvixId()): Delivery {
-  return { svixId, clerkUserId, body: JSON.stringify(sampleDeletedEvent(clerkUserId)) };
 }
 
 /** The same bytes again: Svix's retry of one message keeps its svix-id. */

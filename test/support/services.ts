@@ -73,6 +73,15 @@ export function spawnService(
   });
 }
 
+/** spawnService() for each of these kinds at once, all on one environment. */
+export function spawnServices<const K extends ('receiver' | 'worker')[]>(
+  kinds: K,
+  environment: ServiceEnvironment,
+): Promise<{ [I in keyof K]: ServiceProcess }> {
+  const started = Promise.all(kinds.map((kind) => spawnService(kind, environment)));
+  return started as Promise<{ [I in keyof K]: ServiceProcess }>;
+}
+
 export interface Health {
   status: number;
   body: { status?: string; database?: string; redis?: string };

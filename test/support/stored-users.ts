@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Services } from '../../src/orm.ts';
-import { sql } from './database.ts';
+import { countRows, sql } from './database.ts';
 
 export interface StoredUser {
   id: string;
@@ -56,4 +56,53 @@ export async function expectNewUserStored(
 ): Promise<void> {
   expect(await storedUser(db, clerkUserId)).toMatchObject(user);
   expect(await storedPreferences(db, clerkUserId)).toEqual([defaultPreferences(user.timezone)]);
+}
+
+/** Every row of the three tables, timestamps included, to prove nothing was written. */
+export async function snapshotTables(db: Services) {
+  return {
+    users: await sql(db, 'select * from users order by clerk_user_id'),
+    preferences: await sql(db, 'select * from user_preferences order by user_id'),
+    tombstones: await sql(db, 'select * from deleted_clerk_users order by clerk_user_id'),
+  };
+}
+
+/** The Clerk user ids of the tombstones, sorted. */
+export async function tombstoneIds(db: Services): Promise<string[]> {
+  const rows = await sql<{ clerk_user_id: string }>(
+    db,
+    'select clerk_user_id from deleted_clerk_users order by clerk_user_id',
+  );
+  return rows.map((row) => row.clerk_user_id);
+}
+
+/** Every users row as Clerk's fields, clerk_updated_at in epoch milliseconds. */
+export function userRows(db: Services) {
+  return sql(
+    db,
+    `select clerk_user_id, email, timezone,
+            (extract(epoch from clerk_updated_at) * 1000)::float8 as clerk_updated_at
+       from users order by clerk_user_id`,
+  );
+}
+
+/** How many users have exactly one preferences row, and it holds the defaults for their timezone. */
+export async function usersWithDefaultPreferences(db: Services): Promise<number> {
+  const [row] = await sql<{ count: number }>(
+    db,
+    `select count(*)::int as count from users u
+       where (select count(*) from user_preferences p where p.user_id = u.id) = 1
+         and exists (select 1 from user_preferences p where p.user_id = u.id
+           and p.theme = 'modern' and p.onboarding_completed = false
+           and p.communication_preferences = '{"email": true, "sms": false, "in_app": true}'::jsonb
+           and p.custom_hours = jsonb_build_object('start', '09:00', 'end', '17:00', 'timezone', u.timezone))`,
+  );
+  return row?.count ?? 0;
+}
+
+/** Expects exactly these users rows (see userRows), each with one preferences row of defaults. */
+export async function expectUserRows(db: Services, expected: unknown[]): Promise<void> {
+  expect(await userRows(db)).toEqual(expected);
+  expect(await countRows(db, 'user_preferences')).toBe(expected.length);
+  expect(await usersWithDefaultPreferences(db)).toBe(expected.length);
 }
