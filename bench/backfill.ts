@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import { PROJECT_ROOT } from '../test/support/cli.ts';
 import { countRows } from '../test/support/database.ts';
 import { postgresCpuMicros, processCpuMicros } from './cpu.ts';
-import { baseUrl, freshDatabase, Scope, startClerkApi } from './fixtures.ts';
+import { freshDatabase, Scope, startClerkApi } from './fixtures.ts';
 
 export interface BackfillRun {
   /** As the command reports it: users read over its own time, start-up excluded. */
@@ -54,7 +54,7 @@ export function measureBackfill(options: { users: number }): Promise<BackfillBen
       PATH: process.env.PATH ?? '',
       DATABASE_URL: database.url,
       CLERK_SECRET_KEY: 'sk_test_bench',
-      CLERK_API_URL: baseUrl(api),
+      CLERK_API_URL: api.url,
       LOG_LEVEL: 'warn',
     };
     const backfill = async (...args: string[]): Promise<BackfillRun> => {

@@ -1,22 +1,23 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
-import type { WebhookJobData } from '../src/queue/queue.ts';
 import { countRows } from '../test/support/database.ts';
 import { deliveryJob } from '../test/support/queue.ts';
-import { freshDatabase, freshQueue, Scope, type Service, startWorker } from './fixtures.ts';
+import {
+  freshDatabase,
+  freshQueue,
+  Scope,
+  type Service,
+  startWorker,
+  type WorkerOptions,
+} from './fixtures.ts';
 
 const ADD_BULK_CHUNK = 1_000;
 const POLL_INTERVAL_MS = 50;
 const DRAIN_TIMEOUT_MS = 180_000;
 
-export interface DrainOptions {
+export interface DrainOptions extends WorkerOptions {
   jobs: number;
   workers: number;
-  /** Extra environment for the workers, e.g. WORKER_BATCH_SIZE=1. */
-  env?: Record<string, string>;
-  nodeArgs?: string[];
-  /** A baseline to run in the worker's place. */
-  script?: string;
 }
 
 export interface DrainResult {
@@ -45,15 +46,13 @@ export function measureDrain(options: DrainOptions): Promise<DrainResult> {
     const database = await freshDatabase(scope);
     const queue = freshQueue(scope);
     await queue.pause();
-    await prefill(queue, options.jobs);
+    for (let added = 0; added < options.jobs; added += ADD_BULK_CHUNK) {
+      const chunk = Math.min(ADD_BULK_CHUNK, options.jobs - added);
+      await queue.addBulk(Array.from({ length: chunk }, () => deliveryJob()));
+    }
     const workers = await Promise.all(
       Array.from({ length: options.workers }, (_, index) =>
-        startWorker(scope, database, queue, {
-          name: `worker ${index + 1}`,
-          env: options.env,
-          nodeArgs: options.nodeArgs,
-          script: options.script,
-        }),
+        startWorker(scope, database, queue, { ...options, name: `worker ${index + 1}` }),
       ),
     );
 
@@ -78,15 +77,6 @@ export function measureDrain(options: DrainOptions): Promise<DrainResult> {
       monotonicWindowUs: { from, to },
     };
   });
-}
-
-async function prefill(queue: Queue<WebhookJobData>, count: number): Promise<void> {
-  for (let added = 0; added < count; added += ADD_BULK_CHUNK) {
-    const jobs = Array.from({ length: Math.min(ADD_BULK_CHUNK, count - added) }, () =>
-      deliveryJob(),
-    );
-    await queue.addBulk(jobs);
-  }
 }
 
 /**

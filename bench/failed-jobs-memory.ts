@@ -14,7 +14,7 @@ import { createQueue } from '../src/queue/queue.ts';
 import { STACK_TRACE_LIMIT } from '../src/queue/retry-policy.ts';
 import { applyUserChanges } from '../src/users/apply-user-changes.ts';
 import { clerkUserSchema } from '../src/users/clerk-user.ts';
-import { deliveryJob } from '../test/support/queue.ts';
+import { deliveryJob, removeQueue } from '../test/support/queue.ts';
 import { startPrivateRedis, usedMemory } from '../test/support/redis-server.ts';
 
 const JOBS = Number(process.env.JOBS ?? 100_000);
@@ -85,8 +85,7 @@ try {
     ),
   );
 } finally {
-  await queue.obliterate({ force: true });
-  await queue.close();
+  await removeQueue(queue);
   redis.disconnect();
   workerConnection.disconnect();
   await server.destroy();

@@ -8,7 +8,7 @@ import { createLogger } from '../src/logger.ts';
 import { CREATE_MISSING_DATABASE, initORM, migrateUp, type Services } from '../src/orm.ts';
 import { createQueue, type WebhookJobData } from '../src/queue/queue.ts';
 import { PROJECT_ROOT } from '../test/support/cli.ts';
-import { dropDatabase, SERVER_URL } from '../test/support/database.ts';
+import { dropDatabase, SERVER_URL, type TestDatabase } from '../test/support/database.ts';
 import { tail } from '../test/support/processes.ts';
 import { REDIS_URL } from '../test/support/queue.ts';
 import { spawnNodeServer } from '../test/support/services.ts';
@@ -52,10 +52,7 @@ export class Scope {
   }
 }
 
-export interface BenchDatabase extends Services {
-  name: string;
-  url: string;
-}
+type BenchDatabase = Omit<TestDatabase, 'drop'>;
 
 /**
  * A new, migrated database of its own, dropped with the scope. Named clerk_sync_bench_…, so a
@@ -118,17 +115,11 @@ function serviceEnv(database: BenchDatabase | undefined, queue: Queue | undefine
 /** A process under test: a Node child serving HTTP (its health route) on a loopback port. */
 export interface Service {
   pid: number;
-  port: number;
-  /** SIGTERM, then SIGKILL if it has not exited in time; once. */
-  stop(): Promise<StopReport>;
+  url: string;
+  /** SIGTERM, then SIGKILL if it has not exited in time; once. Resolves to its peak RSS. */
+  stop(): Promise<{ peakRssMiB: number }>;
   /** Throws, with its last output, if the process has exited. */
   assertRunning(): void;
-}
-
-export interface StopReport {
-  /** VmHWM, the process's peak resident set size, read just before the SIGTERM. */
-  peakRssMiB: number;
-  exitCode: number | null;
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -154,16 +145,17 @@ async function start(
   const assertRunning = () => {
     if (!child.isRunning()) throw new Error(`${name} exited\n${tail(child)}`);
   };
-  const stopNow = async (): Promise<StopReport> => {
+  const stopNow = async () => {
     assertRunning();
+    // VmHWM, the process's peak resident set size, read just before the SIGTERM.
     const peakRssMiB = await peakRss(child.pid);
-    const exit = await child.stop('SIGTERM');
-    return { peakRssMiB, exitCode: exit.code };
+    await child.stop('SIGTERM');
+    return { peakRssMiB };
   };
-  let stopped: Promise<StopReport> | undefined;
+  let stopped: Promise<{ peakRssMiB: number }> | undefined;
   const stop = () => (stopped ??= stopNow());
   scope.defer(() => stop().catch(() => undefined));
-  return { pid: child.pid, port: child.port, stop, assertRunning };
+  return { pid: child.pid, url: child.url, stop, assertRunning };
 }
 
 /** Peak resident set size of a live process, in MiB, from /proc/<pid>/status. */
@@ -194,17 +186,20 @@ export function startReceiver(
   });
 }
 
+export interface WorkerOptions {
+  name?: string;
+  /** Extra environment, e.g. WORKER_BATCH_SIZE=1. */
+  env?: Record<string, string>;
+  nodeArgs?: string[];
+  /** Another worker in its place: a baseline. */
+  script?: string;
+}
+
 export function startWorker(
   scope: Scope,
   database: BenchDatabase,
   queue: Queue,
-  options: {
-    name?: string;
-    env?: Record<string, string>;
-    nodeArgs?: string[];
-    /** Another worker in its place: a baseline. */
-    script?: string;
-  } = {},
+  options: WorkerOptions = {},
 ): Promise<Service> {
   return start(
     scope,
@@ -216,15 +211,6 @@ export function startWorker(
       nodeArgs: [...nodeFlagsOf('start:worker'), ...(options.nodeArgs ?? [])],
     },
   );
-}
-
-/** A fresh database and queue with a receiver and a worker (default settings) on them. */
-export async function startReceiverAndWorker(scope: Scope) {
-  const database = await freshDatabase(scope);
-  const queue = freshQueue(scope);
-  const receiver = await startReceiver(scope, database, queue);
-  const worker = await startWorker(scope, database, queue);
-  return { database, queue, receiver, worker, url: baseUrl(receiver) };
 }
 
 export function startBaseline(
@@ -250,8 +236,4 @@ export function startClerkApi(scope: Scope, users: number): Promise<Service> {
     { BENCH_USERS: String(users) },
     { portVariable: 'PORT' },
   );
-}
-
-export function baseUrl(service: Service): string {
-  return `http://127.0.0.1:${service.port}`;
 }

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ownCpuMicros, processCpuMicros, redisCpuMicros } from './cpu.ts';
 import {
-  baseUrl,
   freshDatabase,
   freshQueue,
   harnessRedis,
@@ -13,12 +12,12 @@ import {
 import { type LoadResult, saturate } from './load.ts';
 import { median } from './stats.ts';
 
-export const INGEST_TARGETS = ['verify-only', 'verify-add', 'receiver', 'inline-upsert'] as const;
+const INGEST_TARGETS = ['verify-only', 'verify-add', 'receiver', 'inline-upsert'] as const;
 export type IngestTarget = (typeof INGEST_TARGETS)[number];
 
 const PAUSE_BETWEEN_RUNS_MS = 1_000;
 
-export interface IngestOptions {
+interface IngestOptions {
   connections: number;
   rounds: number;
   roundSeconds: number;
@@ -26,20 +25,11 @@ export interface IngestOptions {
   progress: (message: string) => void;
 }
 
+const PROCESSES = ['service', 'redis', 'loadGenerator'] as const;
 /** CPU time spent per delivery accepted, in microseconds, by each process that did work. */
-export interface CpuPerDelivery {
-  service: number;
-  redis: number;
-  loadGenerator: number;
-}
-
-function eachProcess(figure: (key: keyof CpuPerDelivery) => number): CpuPerDelivery {
-  return {
-    service: figure('service'),
-    redis: figure('redis'),
-    loadGenerator: figure('loadGenerator'),
-  };
-}
+type CpuPerDelivery = Record<(typeof PROCESSES)[number], number>;
+const eachProcess = (figure: (key: keyof CpuPerDelivery) => number) =>
+  Object.fromEntries(PROCESSES.map((key) => [key, figure(key)])) as CpuPerDelivery;
 
 export interface IngestSummary {
   deliveriesPerSecond: number;
@@ -68,9 +58,9 @@ export interface IngestResult {
 }
 
 /**
- * The receiver and the baselines, each its own child with its own database or queue (the
- * receiver and verify-add each a queue of their own), all started up front and then loaded one at a time: a warm-up each, then
- * rounds in which the order rotates, so no target always runs after the same neighbour.
+ * The receiver and the baselines, each its own child with its own database or queue, all
+ * started up front and then loaded one at a time: a warm-up each, then rounds in which the
+ * order rotates, so no target always runs after the same neighbour.
  */
 export function measureIngest(options: IngestOptions): Promise<IngestResult> {
   return Scope.run(async (scope) => {
@@ -94,7 +84,7 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     });
     const load = async (target: IngestTarget, seconds: number) => {
       const before = await cpuNow(target);
-      const result = await saturate(baseUrl(services[target]), {
+      const result = await saturate(services[target].url, {
         connections: options.connections,
         seconds,
       });
@@ -114,7 +104,8 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
 
     const rounds: IngestResult['rounds'] = [];
     for (let round = 1; round <= options.rounds; round++) {
-      for (const target of rotate(INGEST_TARGETS, round - 1)) {
+      const shift = (round - 1) % INGEST_TARGETS.length;
+      for (const target of [...INGEST_TARGETS.slice(shift), ...INGEST_TARGETS.slice(0, shift)]) {
         await sleep(PAUSE_BETWEEN_RUNS_MS);
         const { result, cpuMicrosPerDelivery } = await load(target, options.roundSeconds);
         rounds.push({ round, target, result, cpuMicrosPerDelivery });
@@ -133,11 +124,10 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
     const { waiting: receiverJobsQueued = 0 } = await queue.getJobCounts('waiting');
     const summarize = (target: IngestTarget): IngestSummary => {
       const runs = rounds.filter((run) => run.target === target);
-      const results = runs.map((run) => run.result);
       return {
-        deliveriesPerSecond: median(results.map((result) => result.deliveriesPerSecond)),
-        p50Ms: median(results.map((result) => result.p50Ms)),
-        p99Ms: median(results.map((result) => result.p99Ms)),
+        deliveriesPerSecond: median(runs.map((run) => run.result.deliveriesPerSecond)),
+        p50Ms: median(runs.map((run) => run.result.p50Ms)),
+        p99Ms: median(runs.map((run) => run.result.p99Ms)),
         cpuMicrosPerDelivery: eachProcess((key) =>
           median(runs.map((run) => run.cpuMicrosPerDelivery[key])),
         ),
@@ -154,9 +144,4 @@ export function measureIngest(options: IngestOptions): Promise<IngestResult> {
       receiverRuns,
     };
   });
-}
-
-function rotate<T>(items: readonly T[], by: number): T[] {
-  const shift = by % items.length;
-  return [...items.slice(shift), ...items.slice(0, shift)];
 }

@@ -8,19 +8,20 @@ import {
   redisCpuMicros,
 } from './cpu.ts';
 import { waitUntilDrained } from './drain.ts';
-import { harnessRedis, Scope, startReceiverAndWorker } from './fixtures.ts';
+import {
+  freshDatabase,
+  freshQueue,
+  harnessRedis,
+  Scope,
+  startReceiver,
+  startWorker,
+} from './fixtures.ts';
 import { type SteadyResult, sendSteadily } from './load.ts';
 import { percentile } from './stats.ts';
 
 export const RECEIPT_TO_ROW =
   "from the receiver's receivedAt (signature verified, before the Redis add) to the job's " +
   'finishedOn (set by the worker after the transaction that wrote the user committed)';
-
-export interface LatencyOptions {
-  ratePerSecond: number;
-  seconds: number;
-  warmupSeconds: number;
-}
 
 export interface LatencyResult {
   sender: SteadyResult;
@@ -57,14 +58,20 @@ export interface LatencyResult {
  * then a steady rate of deliveries. Receipt-to-row is measured on every job of the measured
  * period, from timestamps the two processes recorded themselves.
  */
-export function measureLatency(options: LatencyOptions): Promise<LatencyResult> {
+export function measureLatency(options: {
+  ratePerSecond: number;
+  seconds: number;
+  warmupSeconds: number;
+}): Promise<LatencyResult> {
   return Scope.run(async (scope) => {
-    const { database, queue, receiver, worker, url } = await startReceiverAndWorker(scope);
+    const database = await freshDatabase(scope);
+    const queue = freshQueue(scope);
+    const receiver = await startReceiver(scope, database, queue);
+    const worker = await startWorker(scope, database, queue);
 
-    const warmup = await sendSteadily(url, {
-      ratePerSecond: options.ratePerSecond,
-      seconds: options.warmupSeconds,
-    });
+    const send = (seconds: number) =>
+      sendSteadily(receiver.url, { ratePerSecond: options.ratePerSecond, seconds });
+    const warmup = await send(options.warmupSeconds);
     await waitUntilDrained(queue, [receiver, worker]);
     const measuredSince = Date.now();
     const readCpu = async () => ({
@@ -76,26 +83,19 @@ export function measureLatency(options: LatencyOptions): Promise<LatencyResult> 
       postgres: await postgresCpuMicros(),
     });
     const cpuBefore = await readCpu();
-    const sender = await sendSteadily(url, {
-      ratePerSecond: options.ratePerSecond,
-      seconds: options.seconds,
-    });
+    const sender = await send(options.seconds);
     const cpuAfter = await readCpu();
     const perDelivery = (key: Exclude<keyof typeof cpuAfter, 'machine'>) =>
       (cpuAfter[key] - cpuBefore[key]) / Math.max(1, sender.accepted);
     await waitUntilDrained(queue, [receiver, worker]);
 
     // Completed jobs carry both processedOn (taken by the worker) and finishedOn.
-    const timings = (await queue.getJobs(['completed'], 0, -1))
-      .filter((job) => job.data.receivedAt >= measuredSince)
-      .map((job) => ({
-        receivedAt: job.data.receivedAt,
-        processedOn: job.processedOn as number,
-        finishedOn: job.finishedOn as number,
-      }));
-    const receiptToRow = timings.map((job) => job.finishedOn - job.receivedAt);
-    const queued = timings.map((job) => job.processedOn - job.receivedAt);
-    const processing = timings.map((job) => job.finishedOn - job.processedOn);
+    const jobs = (await queue.getJobs(['completed'], 0, -1)).filter(
+      (job) => job.data.receivedAt >= measuredSince,
+    );
+    const receiptToRow = jobs.map((job) => (job.finishedOn as number) - job.data.receivedAt);
+    const queued = jobs.map((job) => (job.processedOn as number) - job.data.receivedAt);
+    const processing = jobs.map((job) => (job.finishedOn as number) - (job.processedOn as number));
     const { failed = 0 } = await queue.getJobCounts('failed');
     const rows = await countRows(database, 'users');
     const [receiverStop, workerStop] = [await receiver.stop(), await worker.stop()];

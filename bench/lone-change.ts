@@ -1,4 +1,3 @@
-import { clerkId } from '../src/clerk/sample-events.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { applyUserChanges } from '../src/users/apply-user-changes.ts';
@@ -6,6 +5,8 @@ import type { UserChange } from '../src/users/user-change.ts';
 import { GroupCommit } from '../src/workers/group-commit.ts';
 import { COMMIT_TIMEOUT_MS } from '../src/workers/webhook-worker.ts';
 import { clerkUser, remove, upsert } from '../test/support/clerk-user.ts';
+import { newClerkUserIds } from '../test/support/load.ts';
+import { ownCpuMicros } from './cpu.ts';
 import { freshDatabase, Scope } from './fixtures.ts';
 
 const WARMUP = 300;
@@ -23,11 +24,7 @@ export interface LoneChangeResult {
   emptyTransactionMicros: number;
 }
 
-export interface ChangeCpu {
-  create: number;
-  update: number;
-  delete: number;
-}
+type ChangeCpu = Record<'create' | 'update' | 'delete', number>;
 
 /**
  * One change at a time through the worker's own group commit (its default batch settings), in
@@ -47,17 +44,18 @@ export function measureLoneChange(changes: number): Promise<LoneChangeResult> {
       windowMs: config.workerBatchWindowMs,
       commitTimeoutMs: COMMIT_TIMEOUT_MS,
     });
-    const ids = (count: number) => Array.from({ length: count }, () => clerkId('user'));
+    /** CPU this process spends per call of `each`, `count` calls one after another. */
+    const cpuPerCall = async (count: number, each: (index: number) => Promise<unknown>) => {
+      const before = ownCpuMicros();
+      for (let index = 0; index < count; index++) await each(index);
+      return (ownCpuMicros() - before) / count;
+    };
     /** CPU per change of creating, updating and deleting `changes` new users, one at a time. */
     const cpuOfEach = async (apply: (change: UserChange) => Promise<unknown>) => {
-      const cpuPerChange = async (batch: UserChange[]) => {
-        const before = process.cpuUsage();
-        for (const change of batch) await apply(change);
-        const used = process.cpuUsage(before);
-        return (used.user + used.system) / batch.length;
-      };
-      await cpuPerChange(ids(WARMUP).map((id) => upsert(clerkUser(id))));
-      const users = ids(changes);
+      const cpuPerChange = (batch: UserChange[]) =>
+        cpuPerCall(batch.length, (index) => apply(batch[index] as UserChange));
+      await cpuPerChange(newClerkUserIds(WARMUP).map((id) => upsert(clerkUser(id))));
+      const users = newClerkUserIds(changes);
       return {
         create: await cpuPerChange(users.map((id) => upsert(clerkUser(id, { at: 1_000 })))),
         update: await cpuPerChange(
@@ -70,15 +68,10 @@ export function measureLoneChange(changes: number): Promise<LoneChangeResult> {
     const batchWriterMicros = await cpuOfEach((change) =>
       applyUserChanges(database.em, [change], { bulk: true }),
     );
-    const emptyBefore = process.cpuUsage();
-    for (let index = 0; index < changes; index++) await database.em.transactional(async () => {});
-    const empty = process.cpuUsage(emptyBefore);
-    return {
-      changes,
-      cpuMicros,
-      batchWriterMicros,
-      emptyTransactionMicros: (empty.user + empty.system) / changes,
-    };
+    const emptyTransactionMicros = await cpuPerCall(changes, () =>
+      database.em.transactional(async () => {}),
+    );
+    return { changes, cpuMicros, batchWriterMicros, emptyTransactionMicros };
   });
 }
 

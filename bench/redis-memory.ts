@@ -6,14 +6,14 @@
  */
 import { Redis } from 'ioredis';
 import { sampleUserEvent } from '../src/clerk/sample-events.ts';
-import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/logger.ts';
 import { createQueue } from '../src/queue/queue.ts';
 import { startReceiver } from '../src/services/receiver.ts';
 import { startWorker } from '../src/services/worker.ts';
+import { testConfig } from '../test/support/config.ts';
 import { createTestDatabase } from '../test/support/database.ts';
 import { startPrivateRedis, usedMemory } from '../test/support/redis-server.ts';
-import { newSvixId, signedHeaders, TEST_SECRET } from '../test/support/svix.ts';
+import { deliver } from '../test/support/svix.ts';
 
 const DELIVERIES = Number(process.env.DELIVERIES ?? 100_000);
 const CONNECTIONS = 32;
@@ -22,14 +22,7 @@ const redisServer = await startPrivateRedis();
 const redisUrl = redisServer.url;
 const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
 const db = await createTestDatabase();
-const config = loadConfig({
-  DATABASE_URL: db.url,
-  REDIS_URL: redisUrl,
-  CLERK_WEBHOOK_SIGNING_SECRET: TEST_SECRET,
-  PORT: '0',
-  WORKER_METRICS_PORT: '0',
-  LOG_LEVEL: 'silent',
-});
+const config = testConfig({ DATABASE_URL: db.url, REDIS_URL: redisUrl });
 const log = createLogger({ level: 'silent' });
 const receiver = await startReceiver(config, log);
 const worker = await startWorker(config, log, { services: db });
@@ -42,12 +35,10 @@ await Promise.all(
   Array.from({ length: CONNECTIONS }, async () => {
     while (next < DELIVERIES) {
       const sent = ++next;
-      const body = JSON.stringify(sampleUserEvent('user.created'));
-      const response = await fetch(`http://127.0.0.1:${receiver.port}/webhooks/clerk`, {
-        method: 'POST',
-        headers: signedHeaders(body, { svixId: newSvixId() }),
-        body,
-      });
+      const response = await deliver(
+        `http://127.0.0.1:${receiver.port}`,
+        sampleUserEvent('user.created'),
+      );
       await response.arrayBuffer();
       if (response.status === 202) accepted++;
       if (sent % 10_000 === 0) console.log(`sent ${sent}`);

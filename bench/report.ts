@@ -1,5 +1,5 @@
 import { cpus } from 'node:os';
-import type { BackfillBenchResult } from './backfill.ts';
+import type { BackfillBenchResult, BackfillRun } from './backfill.ts';
 import type { DrainResult } from './drain.ts';
 import type { IngestResult, IngestSummary, IngestTarget } from './ingest.ts';
 import type { LatencyResult } from './latency.ts';
@@ -44,21 +44,10 @@ export interface Measurements {
   wallSeconds: number;
 }
 
-export interface Row {
-  metric: string;
-  value: string;
-  baseline: string;
-  ratio: string;
-  target: string;
-  /** Empty for a figure shown for context, without a target. */
-  result: 'pass' | 'FAIL' | '';
-}
-
-export interface Check {
-  check: string;
-  ok: boolean;
-  detail: string;
-}
+const COLUMNS = ['metric', 'value', 'baseline', 'ratio', 'target', 'result'] as const;
+/** A line of the table; `result` is pass, FAIL, or empty for a figure shown for context. */
+type Row = Record<(typeof COLUMNS)[number], string>;
+const CONTEXT_ONLY = { ratio: '', target: '', result: '' };
 
 /** Peak RSS of each process under test: the receiver, and the worker with default settings. */
 export function peakRss(m: Measurements): { receiverMiB: number; workerMiB: number } {
@@ -137,17 +126,13 @@ export function tableRows(m: Measurements): Row[] {
       metric: 'lone change: the batch writer',
       value: formatChangeCpu(m.loneChange.batchWriterMicros),
       baseline: 'the same changes without the unit of work',
-      ratio: '',
-      target: '',
-      result: '',
+      ...CONTEXT_ONLY,
     },
     {
       metric: 'lone change: an empty transaction',
       value: `${Math.round(m.loneChange.emptyTransactionMicros)} µs`,
       baseline: 'begin and commit through MikroORM',
-      ratio: '',
-      target: '',
-      result: '',
+      ...CONTEXT_ONLY,
     },
     {
       metric: `backfill: ${m.backfill.users.toLocaleString('en-US')} users, local API`,
@@ -172,7 +157,7 @@ export function tableRows(m: Measurements): Row[] {
 }
 
 /** That every figure counts what it claims to: nothing lost, nothing refused, nothing extra. */
-export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = []): Check[] {
+export function consistencyChecks(m: Measurements, extraDrains: DrainResult[] = []) {
   const { ingest, pgbench, backfill } = m;
   const strayJobs = ingest.receiverJobsQueued - ingest.receiverAccepted;
   return [
@@ -221,7 +206,7 @@ function latencyRow(latency: LatencyResult, ratePerSecond: number, maximumMs: nu
   return limitRow(`receipt-to-row p99 at ${ratePerSecond}/s`, p99Ms, maximumMs, 'ms', shown);
 }
 
-function latencyCheck(latency: LatencyResult, ratePerSecond: number): Check {
+function latencyCheck(latency: LatencyResult, ratePerSecond: number) {
   const { sender } = latency;
   return {
     check: `latency: sent at ${ratePerSecond}/s, all accepted, measured and written`,
@@ -239,14 +224,11 @@ function latencyCheck(latency: LatencyResult, ratePerSecond: number): Check {
   };
 }
 
-const COLUMNS = ['metric', 'value', 'baseline', 'ratio', 'target', 'result'] as const;
-type Cells = Record<(typeof COLUMNS)[number], string>;
-
 export function formatTable(rows: readonly Row[]): string {
-  const header = Object.fromEntries(COLUMNS.map((column) => [column, column])) as Cells;
-  const all: Cells[] = [header, ...rows];
+  const header = Object.fromEntries(COLUMNS.map((column) => [column, column])) as Row;
+  const all = [header, ...rows];
   const widths = COLUMNS.map((column) => Math.max(...all.map((row) => row[column].length)));
-  const line = (row: Cells) =>
+  const line = (row: Row) =>
     COLUMNS.map((column, index) => row[column].padEnd(widths[index] as number))
       .join('  ')
       .trimEnd();
@@ -318,15 +300,8 @@ export function formatCpuPerDelivery(ingest: IngestResult): string {
  * the command nothing, and the bound the import's own CPU sets even with every core kept busy.
  */
 export function formatBackfillCpu(backfill: BackfillBenchResult): string {
-  const run = (label: string, figures: BackfillBenchResult['dryRun']['cpuMicrosPerUser']) => {
-    const parts = Object.entries({
-      backfill: figures.backfill,
-      API: figures.api,
-      PostgreSQL: figures.postgres,
-    }).map(([name, micros]) => `${name} ${Math.round(micros)}`);
-    const total = figures.backfill + figures.api + figures.postgres;
-    return `  ${label.padEnd(8)} ${parts.join(', ')} (total ${Math.round(total)})`;
-  };
+  const run = (label: string, cpu: BackfillRun['cpuMicrosPerUser']) =>
+    `  ${label.padEnd(8)} ${cpuSplit({ backfill: cpu.backfill, API: cpu.api, PostgreSQL: cpu.postgres })}`;
   const { dryRun, firstRun } = backfill;
   const postgres = firstRun.cpuMicrosPerUser.postgres;
   const reading = dryRun.cpuMicrosPerUser.backfill + dryRun.cpuMicrosPerUser.api;
@@ -346,17 +321,17 @@ export function formatBackfillCpu(backfill: BackfillBenchResult): string {
  * total, times the rate, says how busy they were.
  */
 export function formatLatencyCpu(latency: LatencyResult, ratePerSecond: number): string {
-  const figures = latency.cpuMicrosPerDelivery;
-  const parts = Object.entries({
-    sender: figures.sender,
-    receiver: figures.receiver,
-    Redis: figures.redis,
-    worker: figures.worker,
-    PostgreSQL: figures.postgres,
-  }).map(([name, micros]) => `${name} ${Math.round(micros)}`);
-  const total = Object.values(figures).reduce((sum, micros) => sum + micros, 0);
+  const { sender, receiver, redis, worker, postgres } = latency.cpuMicrosPerDelivery;
+  const split = cpuSplit({ sender, receiver, Redis: redis, worker, PostgreSQL: postgres });
   return [
     `receipt-to-row CPU per delivery at ${ratePerSecond}/s, µs:`,
-    `  ${parts.join(', ')} (total ${Math.round(total)}); the cores were ${Math.round(latency.machineBusyPercent)}% busy`,
+    `  ${split}; the cores were ${Math.round(latency.machineBusyPercent)}% busy`,
   ].join('\n');
+}
+
+/** "name µs, … (total µs)" for CPU figures by process. */
+function cpuSplit(figures: Record<string, number>): string {
+  const parts = Object.entries(figures).map(([name, micros]) => `${name} ${Math.round(micros)}`);
+  const total = Object.values(figures).reduce((sum, micros) => sum + micros, 0);
+  return `${parts.join(', ')} (total ${Math.round(total)})`;
 }

@@ -12,7 +12,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { killAllChildren } from '../test/support/processes.ts';
 import { measureBackfill } from './backfill.ts';
-import { type DrainResult, measureDrain } from './drain.ts';
+import { type DrainOptions, type DrainResult, measureDrain } from './drain.ts';
 import { closeHarnessRedis, RESULTS_DIR, Scope } from './fixtures.ts';
 import { measureIngest } from './ingest.ts';
 import { measureLatency, RECEIPT_TO_ROW } from './latency.ts';
@@ -73,12 +73,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const drainLine = (label: string, result: DrainResult) =>
+const drain = async (label: string, options: DrainOptions) => {
+  const result = await measureDrain(options);
   progress(
     `drain, ${label}: ${result.jobs} jobs in ${result.seconds.toFixed(2)} s, ` +
       `${Math.round(result.eventsPerSecond)} events/s (${result.rows} rows, ${result.failed} failed, ` +
       `peak RSS ${result.peakRssMiB.map(Math.round).join(' + ')} MiB)`,
   );
+  return result;
+};
 
 try {
   const [major] = process.versions.node.split('.');
@@ -97,23 +100,18 @@ try {
   const pgbench = await measurePgbench(settings.pgbenchSeconds);
   progress(`pgbench: ${Math.round(pgbench.tps)} tps (${pgbench.transactions} transactions)`);
 
-  const drainOne = await measureDrain({ jobs: settings.drainJobs, workers: 1 });
-  drainLine('1 worker', drainOne);
-  const drainTwo = await measureDrain({ jobs: settings.drainJobs, workers: 2 });
-  drainLine('2 workers', drainTwo);
-  const drainUnbatched = await measureDrain({
+  const drainOne = await drain('1 worker', { jobs: settings.drainJobs, workers: 1 });
+  const drainTwo = await drain('2 workers', { jobs: settings.drainJobs, workers: 2 });
+  const drainUnbatched = await drain('1 worker, WORKER_BATCH_SIZE=1', {
     jobs: settings.unbatchedDrainJobs,
     workers: 1,
     env: { WORKER_BATCH_SIZE: '1' },
   });
-  drainLine('1 worker, WORKER_BATCH_SIZE=1', drainUnbatched);
-
-  const drainBaseline = await measureDrain({
+  const drainBaseline = await drain('BullMQ alone, a worker that does nothing', {
     jobs: settings.drainJobs,
     workers: 1,
     script: 'bench/baselines/noop-worker.ts',
   });
-  drainLine('BullMQ alone, a worker that does nothing', drainBaseline);
 
   const latencyAt = async (ratePerSecond: number) => {
     progress(
@@ -155,14 +153,13 @@ try {
   let profile: { drain: DrainResult; summary: ProfileSummary } | undefined;
   if (settings.profile) {
     const file = 'worker-drain.cpuprofile';
-    const drain = await measureDrain({
+    const profiled = await drain('1 worker under --cpu-prof', {
       jobs: settings.drainJobs,
       workers: 1,
       nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${RESULTS_DIR}`, `--cpu-prof-name=${file}`],
     });
-    drainLine('1 worker under --cpu-prof', drain);
-    const summary = await summarizeProfile(join(RESULTS_DIR, file), drain.monotonicWindowUs);
-    profile = { drain, summary };
+    const summary = await summarizeProfile(join(RESULTS_DIR, file), profiled.monotonicWindowUs);
+    profile = { drain: profiled, summary };
   }
 
   const measurements: Measurements = {

@@ -2,7 +2,6 @@
 declare module 'autocannon' {
   export interface Request {
     method?: string;
-    path?: string;
     headers?: Record<string, string>;
     body?: string | Buffer;
     setupRequest?: (request: Request, context: object) => Request;
@@ -13,26 +12,15 @@ declare module 'autocannon' {
     connections?: number;
     /** Seconds. */
     duration?: number;
-    timeout?: number;
     requests?: Request[];
   }
 
-  /** Milliseconds for latency, per second for requests. */
-  export interface Histogram {
-    average: number;
-    p50: number;
-    p90: number;
-    p99: number;
-    max: number;
-  }
-
   export interface Result {
-    latency: Histogram;
-    requests: Histogram;
+    /** Milliseconds. */
+    latency: { p50: number; p99: number };
     /** Seconds. */
     duration: number;
     errors: number;
-    timeouts: number;
     non2xx: number;
     '2xx': number;
   }
