@@ -189,16 +189,23 @@ describe('a DATABASE_URL naming a database that is not migrated', () => {
   );
 
   it.each([
-    ['backfill', ['--dry-run'], 'function lock_and_read_clerk_users(text[], unknown)'],
-    ['reconcile', [], 'relation "users"'],
-  ])('fails npm run %s in one line naming the migration command', async (script, args, missing) => {
-    const result = await runNpmScript(script, args, { ...fakeClerkEnv(api), DATABASE_URL: db.url });
+    ['backfill', ['--dry-run']],
+    ['reconcile', []],
+  ])(
+    'fails npm run %s in one line naming the migration command, before reading Clerk',
+    async (script, args) => {
+      const requestsBefore = api.requests.length;
+      const result = await runNpmScript(script, args, {
+        ...fakeClerkEnv(api),
+        DATABASE_URL: db.url,
+      });
 
-    // After its progress lines (it reads Clerk first), one line and no stack.
-    expect(result.code).toBe(1);
-    expect(result.stderr.trim().split('\n').at(-1)).toBe(
-      `clerk-sync: DATABASE_URL: the database is not migrated (${missing} does not exist); run npm run migration:up`,
-    );
-    expect(result.stderr).not.toContain('    at ');
-  });
+      expect(result.code).toBe(1);
+      expectOneReadableLine(result.stderr, 'run npm run migration:up');
+      expect(result.stderr).toBe(
+        'clerk-sync: DATABASE_URL: the database is not migrated (function lock_and_read_clerk_users(text[], unknown) does not exist); run npm run migration:up\n',
+      );
+      expect(api.requests.length).toBe(requestsBefore);
+    },
+  );
 });

@@ -2,6 +2,7 @@ import { clerkClientFrom } from '../clerk/api.ts';
 import { loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
 import { formatBackfillSummary, runBackfill } from '../sync/backfill.ts';
+import { expectMigrated } from '../users/lock-and-read.ts';
 import { createProgress } from './progress.ts';
 import { parseCommandLine, runOrExit } from './run.ts';
 
@@ -20,6 +21,7 @@ await runOrExit(async () => {
   const { orm, em } = await initORM(config.databaseUrl);
   const progress = createProgress('backfill');
   try {
+    await expectMigrated(em);
     const dryRun = values['dry-run'] ?? false;
     const result = await runBackfill({
       em,

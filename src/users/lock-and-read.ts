@@ -88,9 +88,7 @@ export async function lockAndRead(
   timeoutMs: number | null,
 ): Promise<LockedUser[]> {
   if (clerkUserIds.length === 0) return [];
-  // Through MikroORM's Kysely, so that the ids go as one parameter instead of quoted into the text.
-  const query = sql<LockedRow>`select * from ${sql.id(lockAndReadClerkUsers.name)}(${clerkUserIds}::text[], ${timeoutMs})`;
-  const { rows } = await query.execute(em.getKysely());
+  const { rows } = await callLockAndRead(em, clerkUserIds, timeoutMs);
   return rows.map((row) => ({
     clerkUserId: row.clerk_user_id,
     storedId: row.user_id ?? undefined,
@@ -104,4 +102,18 @@ export async function lockAndRead(
     hasPreferences: row.has_preferences,
     tombstoned: row.deleted,
   }));
+}
+
+/**
+ * Fails with PostgreSQL's own error when the migrations have not run (no function, or no
+ * tables for it to read): a command checks this before it spends minutes reading Clerk.
+ */
+export async function expectMigrated(em: EntityManager): Promise<void> {
+  await callLockAndRead(em, [], null);
+}
+
+/** Through MikroORM's Kysely, so that the ids go as one parameter instead of quoted into the text. */
+function callLockAndRead(em: EntityManager, ids: readonly string[], timeoutMs: number | null) {
+  const query = sql<LockedRow>`select * from ${sql.id(lockAndReadClerkUsers.name)}(${ids}::text[], ${timeoutMs})`;
+  return query.execute(em.getKysely());
 }
