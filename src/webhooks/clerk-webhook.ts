@@ -73,6 +73,8 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
     deps.metrics.received(type, refusal.outcome);
     response.status(refusal.status).json({ error: refusal.error });
   };
+  const invalidPayload = (response: Response, error: string) =>
+    refuse(response, { status: 400, outcome: 'invalid_payload', error });
 
   router.post(
     '/webhooks/clerk',
@@ -100,16 +102,14 @@ export function clerkWebhookRouter(deps: ClerkWebhookDependencies): Router {
         });
       }
 
-      const invalidPayload = (error: string) =>
-        refuse(response, { status: 400, outcome: 'invalid_payload', error });
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
       } catch {
-        return invalidPayload('body is not JSON');
+        return invalidPayload(response, 'body is not JSON');
       }
       const event = eventSchema.safeParse(parsed);
-      if (!event.success) return invalidPayload('body is not a Clerk event object');
+      if (!event.success) return invalidPayload(response, 'body is not a Clerk event object');
 
       const type = event.data.type;
       if (!isUserEventType(type)) {

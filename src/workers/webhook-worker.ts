@@ -88,9 +88,9 @@ function scrubError(error: unknown): unknown {
  * inspection and replay.
  */
 export function createWebhookWorker(options: WebhookWorkerOptions): Worker<WebhookJobData> {
-  const { config, connection, metrics, log } = options;
+  const { config, connection, services, metrics, log } = options;
   const groupCommit = new GroupCommit({
-    em: options.services.em,
+    em: services.em,
     log,
     maxBatch: config.workerBatchSize,
     windowMs: config.workerBatchWindowMs,
