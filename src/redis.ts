@@ -68,6 +68,80 @@ export function reportBullErrors(
   };
 }
 
+/**
+ * Eviction policies under which a Redis that runs out of memory drops any key: a queued job's
+ * among them, after the receiver answered 202 for it. (`volatile-*` policies drop only keys
+ * with a time to live, such as a job's lock; a job whose lock goes is processed again, which is
+ * harmless. `noeviction` refuses the write, and the receiver answers 503.)
+ */
+const EVICTS_ANY_KEY = /^allkeys-/;
+
+/** How often the policy is read again: `CONFIG SET` changes it without a reconnection. */
+export const EVICTION_CHECK_INTERVAL_MS = 5_000;
+
+export interface EvictionWatch {
+  /**
+   * The `maxmemory-policy` of a server that may evict queued jobs, or undefined when none does
+   * (or the policy could not be read). After the connection gets ready, waits for its check.
+   */
+  evictingPolicy(): Promise<string | undefined>;
+  stop(): void;
+}
+
+/**
+ * Reads Redis's `maxmemory-policy` (from every master of a cluster) whenever the connection
+ * gets ready (at start, and after a reconnection or a failover to another server) and every
+ * EVICTION_CHECK_INTERVAL_MS while it stays ready; logs an error when it turns to a policy
+ * that may evict queued jobs, and a warning when that ends.
+ */
+export function watchEvictionPolicy(connection: RedisConnection, log: Logger): EvictionWatch {
+  let policy: string | undefined;
+  /** The check made when the connection got ready, until it ends: deliveries wait for it. */
+  let afterReady: Promise<void> | undefined;
+  const check = async () => {
+    if (!isReady(connection)) return;
+    // Not answered (an outage, INFO not allowed): the last answer stands.
+    const found = await evictingPolicy(connection).catch(() => policy);
+    if (found && found !== policy) {
+      log.error(
+        { maxmemoryPolicy: found },
+        `Redis may evict queued deliveries (maxmemory-policy ${found}); refusing deliveries until it is noeviction`,
+      );
+    } else if (!found && policy) {
+      log.warn('Redis no longer evicts queued deliveries; accepting deliveries again');
+    }
+    policy = found;
+  };
+  const onReady = () => {
+    const checked: Promise<void> = check().then(() => {
+      if (afterReady === checked) afterReady = undefined;
+    });
+    afterReady = checked;
+  };
+  connection.on('ready', onReady);
+  const timer = setInterval(check, EVICTION_CHECK_INTERVAL_MS).unref();
+  onReady();
+  return {
+    async evictingPolicy() {
+      await afterReady;
+      return policy;
+    },
+    stop() {
+      clearInterval(timer);
+      connection.off('ready', onReady);
+    },
+  };
+}
+
+async function evictingPolicy(connection: RedisConnection): Promise<string | undefined> {
+  const servers = connection instanceof Cluster ? connection.nodes('master') : [connection];
+  for (const server of servers) {
+    const policy = /^maxmemory_policy:(\S+)/m.exec(await server.info('memory'))?.[1];
+    if (policy && EVICTS_ANY_KEY.test(policy)) return policy;
+  }
+  return undefined;
+}
+
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */
 export function createWorkerConnection(url: string, log: Logger): RedisConnection {
   return createConnection(url, log, { maxRetriesPerRequest: null, connectTimeout: 5_000 });

@@ -1,11 +1,18 @@
 import type { Config } from '../config.ts';
+import { QueueUnavailableError } from '../errors.ts';
 import { createApp, createMetricsApp } from '../http/app.ts';
 import { dashboardRouter } from '../http/dashboard.ts';
 import { createDatabaseProbe } from '../http/database-probe.ts';
 import type { Logger } from '../logger.ts';
 import { createReceiverMetrics } from '../metrics.ts';
 import { createQueue } from '../queue/queue.ts';
-import { answersPing, createProducerConnection, isReady, waitForRedis } from '../redis.ts';
+import {
+  answersPing,
+  createProducerConnection,
+  isReady,
+  waitForRedis,
+  watchEvictionPolicy,
+} from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';
 import { SignatureVerifier } from '../webhooks/signature.ts';
@@ -31,6 +38,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   const database = createDatabaseProbe(config.databaseUrl);
   const redis = createProducerConnection(config.redisUrl, log);
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
+  const evictions = watchEvictionPolicy(redis, log);
   const checks = {
     database: () => database.isReachable(),
     redis: () => answersPing(redis),
@@ -47,7 +55,15 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
         : []),
       clerkWebhookRouter({
         verifier,
-        enqueue: (data) => enqueueDelivery(queue, redis, data),
+        enqueue: async (data) => {
+          // A delivery acknowledged into a Redis that may evict it could be lost: Svix retries a 503.
+          const policy = await evictions.evictingPolicy();
+          if (policy)
+            throw new QueueUnavailableError(
+              `Redis may evict queued jobs (maxmemory-policy ${policy})`,
+            );
+          return enqueueDelivery(queue, redis, data);
+        },
         metrics,
         log,
       }),
@@ -70,6 +86,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     async stop() {
       await closeServer(server);
       if (metricsServer) await closeServer(metricsServer);
+      evictions.stop();
       await queue.close();
       redis.disconnect();
       await database.close();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNpmScript } from '../support/cli.ts';
 import { useTestDatabase } from '../support/hooks.ts';
-import { newUsers, tally } from '../support/load.ts';
+import { type Delivery, newUsers, send, tally } from '../support/load.ts';
 import { killAllChildren } from '../support/processes.ts';
 import { uniqueQueueName } from '../support/queue.ts';
 import {
@@ -11,10 +11,17 @@ import {
   spawnServices,
 } from '../support/services.ts';
 import { deliverUntilAcknowledged, report, waitUntilStored } from '../support/stack.ts';
-import { type RedisClusterSet, startRedisCluster } from './support/redis-topologies.ts';
+import { waitFor } from '../support/wait.ts';
+import {
+  command,
+  type RedisClusterSet,
+  replicationField,
+  startRedisCluster,
+} from './support/redis-topologies.ts';
 
 const FIRST_DELIVERIES = 2_000;
 const AFTER_FAILOVER = 500;
+const AFTER_POLICY = 100;
 
 /**
  * Redis Cluster: three masters with a replica each. Two receivers and two workers keep the
@@ -71,5 +78,34 @@ describe('Redis Cluster', () => {
     expect(services.map((service) => service.pid)).toEqual(pids);
     expect(services.every((service) => service.isRunning())).toBe(true);
     report('cluster failover', { failedOverMs: Math.round(failedOverMs), answers }, 'infra');
+  });
+
+  it('refuses deliveries while any master may evict queued jobs, and takes them again once none may', async () => {
+    const masters = [];
+    for (const node of cluster.nodes.filter((node) => node.child)) {
+      if ((await replicationField(node.port, 'role')) === 'master') masters.push(node);
+    }
+    const master = masters.at(-1) as (typeof masters)[number];
+    const setPolicy = (policy: string) =>
+      command(master.port, 'config', ['set', 'maxmemory-policy', policy]);
+    const [receiver] = receivers as [ServiceProcess];
+    // One new user at a time; an acknowledged one joins the users expected in the end.
+    const answer = async () => {
+      const [probe] = newUsers(1, new Set()) as [Delivery];
+      const { status } = await send(receiver.url, probe);
+      if (status === 202) users.add(probe.clerkUserId);
+      return status;
+    };
+
+    await setPolicy('allkeys-lru');
+    await waitFor(async () => (await answer()) === 503, 15_000, 'a delivery refused');
+    expect(receiver.output.join('\n')).toContain(
+      'Redis may evict queued deliveries (maxmemory-policy allkeys-lru)',
+    );
+    await setPolicy('noeviction');
+    await waitFor(async () => (await answer()) === 202, 15_000, 'a delivery accepted');
+    const outcomes = await deliverUntilAcknowledged(receivers, newUsers(AFTER_POLICY, users));
+    expect(tally(outcomes)).toEqual({ '202': AFTER_POLICY });
+    await waitUntilStored(db, users, 60_000);
   });
 });

@@ -15,9 +15,9 @@ export function uniqueQueueName(): string {
   return `test-${randomUUID()}`;
 }
 
-/** A plain BullMQ handle on a test queue, for inspecting and cleaning it up. */
-export function inspectQueue(name: string): Queue<WebhookJobData> {
-  const url = new URL(REDIS_URL);
+/** A plain BullMQ handle on a test queue (in the test's Redis unless told), for inspecting and cleaning it up. */
+export function inspectQueue(name: string, redisUrl = REDIS_URL): Queue<WebhookJobData> {
+  const url = new URL(redisUrl);
   return new Queue<WebhookJobData>(name, {
     connection: { host: url.hostname, port: Number(url.port || 6379), maxRetriesPerRequest: null },
   });
