@@ -117,6 +117,9 @@ const envSchema = z.object({
   DASHBOARD_PASSWORD: optionalText,
 });
 
+/** Sixteen random characters are out of reach of guessing over HTTP. */
+const MIN_DASHBOARD_PASSWORD = 16;
+
 /**
  * The environment, validated, as the typed config every process reads. Cross-field rules are
  * checked here too, so that one list names everything wrong.
@@ -127,6 +130,14 @@ const configSchema = envSchema.transform((values, context) => {
       code: 'custom',
       path: ['DASHBOARD_USERNAME'],
       message: 'and DASHBOARD_PASSWORD must be set together',
+    });
+  }
+  const password = values.DASHBOARD_PASSWORD;
+  if (values.NODE_ENV === 'production' && password && password.length < MIN_DASHBOARD_PASSWORD) {
+    context.addIssue({
+      code: 'custom',
+      path: ['DASHBOARD_PASSWORD'],
+      message: `must be at least ${MIN_DASHBOARD_PASSWORD} characters when NODE_ENV=production: the dashboard shows email addresses and retries jobs, and a short password can be guessed over HTTP (openssl rand -hex 16 makes one)`,
     });
   }
   const cluster = parseRedisUrl(values.REDIS_URL).mode === 'cluster';

@@ -81,6 +81,17 @@ describe('loadConfig', () => {
     );
   });
 
+  it('rejects a dashboard password shorter than 16 characters in production, naming the variable', () => {
+    const production = { NODE_ENV: 'production', DASHBOARD_USERNAME: 'operator' };
+    expect(configError({ ...production, DASHBOARD_PASSWORD: 'admin' }).message).toMatch(
+      /DASHBOARD_PASSWORD must be at least 16 characters when NODE_ENV=production/,
+    );
+    const password = 'a'.repeat(16);
+    expect(loadConfig({ ...production, DASHBOARD_PASSWORD: password }).dashboard?.password).toBe(
+      password,
+    );
+  });
+
   it('configures the dashboard only when both credentials are set', () => {
     const config = loadConfig({ DASHBOARD_USERNAME: 'operator', DASHBOARD_PASSWORD: 'pw' });
     expect(config.dashboard).toEqual({ username: 'operator', password: 'pw' });
