@@ -43,7 +43,23 @@ export class TimeoutError extends Error {
  */
 const SCHEMA_BEHIND = new Set(['42P01', '42703', '42883']);
 
-/** Whether a database error says the migrations have not run (MikroORM keeps the driver's code). */
+/** PostgreSQL's read_only_sql_transaction: a write sent to a standby or a read replica. */
+const READ_ONLY = '25006';
+
+/** What an operator must do about a database that takes no writes, for log lines and commands. */
+export const READ_ONLY_DATABASE =
+  'the database is read-only: DATABASE_URL must name the primary, not a standby or a read replica';
+
+/** The driver's SQLSTATE of a database error (MikroORM's exceptions keep it). */
+const sqlState = (error: unknown) =>
+  error instanceof Error ? (error as { code?: unknown }).code : undefined;
+
+/** Whether a database error says the migrations have not run. */
 export function isSchemaBehind(error: unknown): error is Error {
-  return error instanceof Error && SCHEMA_BEHIND.has((error as { code?: unknown }).code as string);
+  return SCHEMA_BEHIND.has(sqlState(error) as string);
+}
+
+/** Whether a database error says the database takes no writes. */
+export function isReadOnly(error: unknown): error is Error {
+  return sqlState(error) === READ_ONLY;
 }

@@ -1,8 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
+import { READ_ONLY_DATABASE } from '../src/errors.ts';
 import { type CommandResult, runCommand, runNpmScript } from './support/cli.ts';
 import { configError } from './support/config.ts';
-import { countRows, dropDatabase } from './support/database.ts';
+import { countRows, dropDatabase, makeReadOnly } from './support/database.ts';
 import {
   type FakeClerkApi,
   fakeClerkEnv,
@@ -189,6 +190,41 @@ describe('a DATABASE_URL naming a database that does not exist', () => {
 
     expect(await wasCreated(database.name)).toBe(true);
     expect(result.code, result.stderr).toBe(0);
+  });
+});
+
+describe('a DATABASE_URL naming a read-only database (a standby, a read replica)', () => {
+  const db = useTestDatabase();
+  const api = useStarted<FakeClerkApi>(
+    () => startFakeClerkApi(generateUsers(3)),
+    (started) => started.close(),
+  );
+  beforeAll(() => makeReadOnly(db));
+  const run = (script: string, args: string[]) =>
+    runNpmScript(script, args, { ...fakeClerkEnv(api), DATABASE_URL: db.url });
+
+  it.each([
+    ['backfill', []],
+    ['reconcile', ['--apply']],
+  ])(
+    'fails npm run %s %j in one line naming the primary, before reading Clerk',
+    async (script, args) => {
+      const requestsBefore = api.requests.length;
+      const result = await run(script, args);
+
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`clerk-sync: ${READ_ONLY_DATABASE}\n`);
+      expect(api.requests.length).toBe(requestsBefore);
+    },
+  );
+
+  it.each([
+    ['backfill', ['--dry-run']],
+    ['reconcile', []],
+  ])('still serves npm run %s %j, which writes nothing', async (script, args) => {
+    const result = await run(script, args);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('3');
   });
 });
 

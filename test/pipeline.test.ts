@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clerkId, sampleDeletedEvent, sampleUserEvent } from '../src/clerk/sample-events.ts';
-import { migrateUp } from '../src/orm.ts';
+import { READ_ONLY_DATABASE } from '../src/errors.ts';
+import { createLogger } from '../src/logger.ts';
+import { initORM, migrateUp } from '../src/orm.ts';
 import { startWorker, type WorkerProcess } from '../src/services/worker.ts';
-import { countRows, openPoolConnections, sql } from './support/database.ts';
+import { countRows, makeReadOnly, openPoolConnections, sql } from './support/database.ts';
 import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
 import { failWaitingJobs } from './support/queue.ts';
@@ -259,6 +261,27 @@ describe('a worker started before the migrations ran', () => {
 
     expect(await settled(svixId, pipeline)).toBe('completed');
     expect(await countRows(unmigrated, 'users', 'clerk_user_id = ?', [id])).toBe(1);
+  });
+});
+
+describe('a worker whose database is read-only (a standby, a read replica)', () => {
+  const readOnly = useTestDatabase();
+
+  it('says so in its log and keeps the job for its retries', async () => {
+    await makeReadOnly(readOnly);
+    const services = await initORM(readOnly.url, createLogger({ level: 'silent' }));
+    cleanUpLater(() => services.orm.close());
+    const pipeline = await startTestPipeline({ DATABASE_URL: readOnly.url });
+    pipeline.worker = await startWorker(pipeline.config, logs.log, { services });
+    const svixId = await send(sampleUserEvent('user.created', { id: clerkId('user') }), pipeline);
+
+    const failure = await waitFor(
+      () => logs.records().find((record) => record.svixId === svixId && record.willRetry),
+      15_000,
+      'the first attempt to fail',
+    );
+    expect(failure.msg).toBe(`event processing failed: ${READ_ONLY_DATABASE}`);
+    expect(await countRows(readOnly, 'users')).toBe(0);
   });
 });
 

@@ -2,7 +2,7 @@ import { clerkClientFrom } from '../clerk/api.ts';
 import { loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
 import { formatBackfillSummary, runBackfill } from '../sync/backfill.ts';
-import { expectMigrated } from '../users/lock-and-read.ts';
+import { expectDatabaseReady } from '../users/lock-and-read.ts';
 import { createProgress } from './progress.ts';
 import { parseCommandLine, runOrExit } from './run.ts';
 
@@ -21,8 +21,8 @@ await runOrExit(async () => {
   const { orm, em } = await initORM(config.databaseUrl);
   const progress = createProgress('backfill');
   try {
-    await expectMigrated(em);
     const dryRun = values['dry-run'] ?? false;
+    await expectDatabaseReady(em, { writes: !dryRun });
     const result = await runBackfill({
       em,
       client,

@@ -2,7 +2,7 @@ import { clerkClientFrom } from '../clerk/api.ts';
 import { exitWithError, loadConfigOrExit } from '../config.ts';
 import { initORM } from '../orm.ts';
 import { DEFAULT_MAX_DELETE_PERCENT, formatReconcileReport, reconcile } from '../sync/reconcile.ts';
-import { expectMigrated } from '../users/lock-and-read.ts';
+import { expectDatabaseReady } from '../users/lock-and-read.ts';
 import { createProgress } from './progress.ts';
 import { parseCommandLine, runOrExit } from './run.ts';
 
@@ -27,7 +27,7 @@ await runOrExit(async () => {
   const { orm, em } = await initORM(config.databaseUrl);
   const progress = createProgress('reconcile: reading Clerk');
   try {
-    await expectMigrated(em);
+    await expectDatabaseReady(em, { writes: values.apply ?? false });
     const report = await reconcile({
       em,
       client,

@@ -1,11 +1,18 @@
 import { inspect, type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { exitWithError } from '../config.ts';
-import { ClerkApiError, ConfigError, DatabaseUnavailableError, isSchemaBehind } from '../errors.ts';
+import {
+  ClerkApiError,
+  ConfigError,
+  DatabaseUnavailableError,
+  isReadOnly,
+  isSchemaBehind,
+  READ_ONLY_DATABASE,
+} from '../errors.ts';
 import { scrub } from '../logger.ts';
 
 /**
  * Runs a command; a configuration or connection problem, a database whose migrations have not
- * run, a mistyped argument, or the Clerk API's final answer (a bad key, a page that kept
+ * run or that takes no writes, a mistyped argument, or the Clerk API's final answer (a bad key, a page that kept
  * failing) ends it with one readable line.
  * Anything else ends it with the error's full account, scrubbed like a log line: a database
  * error can quote the row it refused, and a command's output often lands in a log collector.
@@ -18,6 +25,9 @@ export async function runOrExit(main: () => Promise<void>): Promise<void> {
       exitWithError(
         `DATABASE_URL: the database is not migrated (${scrub(error.message)}); run npm run migration:up`,
       );
+    }
+    if (isReadOnly(error)) {
+      exitWithError(`${READ_ONLY_DATABASE} (${scrub(error.message)})`);
     }
     const known =
       error instanceof ConfigError ||

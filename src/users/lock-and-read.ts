@@ -1,6 +1,7 @@
 import { Routine } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { sql } from 'kysely';
+import { ConfigError, READ_ONLY_DATABASE } from '../errors.ts';
 
 const LOCKED_ROW =
   'clerk_user_id text, user_id uuid, email text, timezone text, clerk_updated_ms double precision, has_preferences boolean, deleted boolean';
@@ -106,10 +107,22 @@ export async function lockAndRead(
 
 /**
  * Fails with PostgreSQL's own error when the migrations have not run (no function, or no
- * tables for it to read): a command checks this before it spends minutes reading Clerk.
+ * tables for it to read), and, for a command that will write, with a ConfigError when the
+ * database takes no writes (a standby, a read replica): a command checks this before it spends
+ * minutes reading Clerk.
  */
-export async function expectMigrated(em: EntityManager): Promise<void> {
+export async function expectDatabaseReady(
+  em: EntityManager,
+  options: { writes: boolean },
+): Promise<void> {
   await callLockAndRead(em, [], null);
+  if (!options.writes) return;
+  const [setting] = await em
+    .getConnection()
+    .execute<{ transaction_read_only: string }[]>('show transaction_read_only');
+  if (setting?.transaction_read_only === 'on') {
+    throw new ConfigError(READ_ONLY_DATABASE);
+  }
 }
 
 /** Through MikroORM's Kysely, so that the ids go as one parameter instead of quoted into the text. */

@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../config.ts';
-import { InvalidPayloadError, isSchemaBehind } from '../errors.ts';
+import { InvalidPayloadError, isReadOnly, isSchemaBehind, READ_ONLY_DATABASE } from '../errors.ts';
 import { type Logger, scrub } from '../logger.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { Services } from '../orm.ts';
@@ -81,6 +81,15 @@ function scrubError(error: unknown): unknown {
   return error;
 }
 
+/** A retried failure's log line, naming what the operator must fix when the database says. */
+function failureMessage(error: unknown): string {
+  if (isSchemaBehind(error)) {
+    return 'event processing failed: the database is not migrated; run npm run migration:up';
+  }
+  if (isReadOnly(error)) return `event processing failed: ${READ_ONLY_DATABASE}`;
+  return 'event processing failed';
+}
+
 /**
  * The BullMQ worker: event → change → group commit. A job's log lines carry the delivery's
  * identity (never its personal data). Thrown errors are retried with capped exponential
@@ -122,11 +131,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions): Worker<Webho
       const willRetry = !permanent && job.attemptsMade + 1 < (job.opts.attempts ?? 1);
       log[willRetry ? 'warn' : 'error'](
         { ...identity, err: error, attempt: job.attemptsMade + 1, willRetry },
-        permanent
-          ? 'event cannot be processed; job failed for good'
-          : isSchemaBehind(error)
-            ? 'event processing failed: the database is not migrated; run npm run migration:up'
-            : 'event processing failed',
+        permanent ? 'event cannot be processed; job failed for good' : failureMessage(error),
       );
       throw scrubError(error);
     } finally {

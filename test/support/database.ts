@@ -52,6 +52,14 @@ export async function dropDatabase(name: string): Promise<void> {
   }
 }
 
+/**
+ * Makes every session opened from now on read-only, as on a standby or a read replica; the
+ * database's own connections, opened before, still write.
+ */
+export async function makeReadOnly(db: TestDatabase): Promise<void> {
+  await sql(db, `alter database "${db.name}" set default_transaction_read_only = on`);
+}
+
 /** Runs plain SQL for assertions about what is really stored. */
 export async function sql<T = Record<string, unknown>>(
   services: Services,
