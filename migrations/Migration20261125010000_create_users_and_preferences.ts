@@ -1,4 +1,5 @@
 import { Migration } from '@mikro-orm/migrations';
+import { refuseToDropRows } from '../src/orm.ts';
 
 /**
  * The foundation: pgvector (for later semantic-memory tables) and the users and
@@ -39,7 +40,8 @@ export class Migration20261125010000_create_users_and_preferences extends Migrat
       foreign key ("user_id") references "users" ("id") on delete cascade;`);
   }
 
-  override down(): void {
+  override async down(): Promise<void> {
+    await refuseToDropRows(this, ['users', 'user_preferences']);
     this.addSql('drop table if exists "user_preferences" cascade;');
     this.addSql('drop table if exists "users" cascade;');
   }

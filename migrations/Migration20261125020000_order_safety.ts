@@ -1,4 +1,5 @@
 import { Migration } from '@mikro-orm/migrations';
+import { refuseToDropRows } from '../src/orm.ts';
 
 /**
  * What order-safety needs: Clerk's own updated_at of the newest event applied to each user,
@@ -14,7 +15,8 @@ export class Migration20261125020000_order_safety extends Migration {
       primary key ("clerk_user_id"));`);
   }
 
-  override down(): void {
+  override async down(): Promise<void> {
+    await refuseToDropRows(this, ['deleted_clerk_users', 'users']);
     this.addSql('drop table if exists "deleted_clerk_users";');
     this.addSql('alter table "users" drop column if exists "clerk_updated_at";');
   }

@@ -4,7 +4,7 @@ import {
   type LoggerNamespace,
   type LoggerOptions,
 } from '@mikro-orm/core';
-import { Migrator } from '@mikro-orm/migrations';
+import { type Migration, Migrator } from '@mikro-orm/migrations';
 import { defineConfig, type EntityManager, MikroORM, type Options } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import type { Config } from './config.ts';
@@ -58,6 +58,28 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
 
 /** For the migration connection: the database is created when it does not exist yet. */
 export const CREATE_MISSING_DATABASE = { ensureDatabase: true } satisfies Partial<Options>;
+
+/** Set to `yes` to let a migration's down() drop tables that hold rows. */
+export const DOWN_DROPS_ROWS = 'MIGRATION_DOWN_DROPS_ROWS';
+
+/**
+ * For a down() that drops tables or columns: fails, changing nothing, while one of `tables`
+ * holds a row, unless MIGRATION_DOWN_DROPS_ROWS=yes. Reverting a running deployment's schema
+ * would drop its users, or its tombstones, after which a late user.created brings a deleted
+ * user back.
+ */
+export async function refuseToDropRows(migration: Migration, tables: string[]): Promise<void> {
+  if (process.env[DOWN_DROPS_ROWS] === 'yes') return;
+  const held: string[] = [];
+  for (const table of tables) {
+    const [row] = await migration.execute(`select exists (select from "${table}") as held`);
+    if (row?.held) held.push(table);
+  }
+  if (held.length === 0) return;
+  throw new Error(
+    `reverting ${migration.constructor.name} would drop the rows of ${held.join(', ')}; nothing was changed (run it with ${DOWN_DROPS_ROWS}=yes to drop them)`,
+  );
+}
 
 /**
  * Kysely, under MikroORM, gives a transaction's connection back to the pool only once its commit

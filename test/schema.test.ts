@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/postgresql';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ormOptions, type Services } from '../src/orm.ts';
+import { DOWN_DROPS_ROWS, ormOptions, type Services } from '../src/orm.ts';
 import { runCommand, runNpmScript } from './support/cli.ts';
-import { migrationNames, sql, type TestDatabase } from './support/database.ts';
+import { countRows, migrationNames, sql, type TestDatabase } from './support/database.ts';
 import { useTestDatabase } from './support/hooks.ts';
 
 const CLI_TIMEOUT_MS = 120_000;
@@ -286,6 +286,31 @@ describe('the migration commands', { timeout: CLI_TIMEOUT_MS }, () => {
       expect(await schemaFingerprint(cliDb)).toEqual(before);
     },
   );
+
+  it(`npm run migration:down refuses to drop tables that hold rows, changing nothing, unless ${DOWN_DROPS_ROWS}=yes`, async () => {
+    const before = await schemaFingerprint(cliDb);
+    await sql(
+      cliDb,
+      "insert into users (clerk_user_id, email) values ('user_kept', 'kept@example.com')",
+    );
+
+    const refused = await npmRun('migration:down', cliDb, '--to', '0');
+    expect(refused.code).not.toBe(0);
+    expect(refused.output).toContain(
+      `would drop the rows of users; nothing was changed (run it with ${DOWN_DROPS_ROWS}=yes to drop them)`,
+    );
+    expect(await schemaFingerprint(cliDb)).toEqual(before);
+    expect(await countRows(cliDb, 'users')).toBe(1);
+
+    const told = await runNpmScript('migration:down', ['--to', '0'], {
+      DATABASE_URL: cliDb.url,
+      [DOWN_DROPS_ROWS]: 'yes',
+    });
+    expect(told.code, told.output).toBe(0);
+    expect(await tableExists(cliDb, 'users')).toBe(false);
+    expect((await npmRun('migration:up', cliDb)).code).toBe(0);
+    expect(await schemaFingerprint(cliDb)).toEqual(before);
+  });
 
   it('npm run migration:create writes a new, empty migration where it is told to', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'clerk-sync-migrations-'));
