@@ -16,6 +16,9 @@ import { lockAndReadClerkUsers } from './users/lock-and-read.ts';
 
 export const MIGRATIONS_PATH = 'migrations';
 
+/** A pooled connection is replaced after this long, busy or not (see ormOptions). */
+export const MAX_CONNECTION_LIFETIME_S = 30;
+
 /**
  * The MikroORM options shared by the application, the CLI and the tests. The server, the
  * credentials and TLS come from postgresConnection(), as for every other connection: MikroORM
@@ -48,6 +51,10 @@ export function ormOptions(databaseUrl: string, log?: Logger, overrides: Partial
     pool: { min: 0, max: 10, idleTimeoutMillis: 30_000 },
     driverOptions: {
       connectionTimeoutMillis: 5_000,
+      // After a failover, a connection opened before it may reach the old primary, now a
+      // standby that refuses every write, and a busy pool never lets it go idle. Each new
+      // connection looks the host up again.
+      maxLifetimeSeconds: MAX_CONNECTION_LIFETIME_S,
       ssl,
       onPoolCreated: releaseBrokenConnections,
     },
