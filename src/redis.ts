@@ -151,13 +151,25 @@ export function createWorkerConnection(url: string, log: Logger): RedisConnectio
 const reconnectDelay = (attempt: number) => Math.min(attempt * 200, 2_000);
 
 /**
+ * A server that answers a write with READONLY is a replica: after a failover that demoted the
+ * master this connection reached, or moved the name it was made to (a managed Redis's primary
+ * endpoint), the connection still reaches the old one, and would for good. Reconnecting finds
+ * the master again, and the command is sent again there (2).
+ */
+const reconnectOnReadOnly = (error: Error) => (error.message.startsWith('READONLY') ? 2 : false);
+
+/**
  * The one place a Redis client is made, for every process and command: the client REDIS_URL
  * calls for (see parseRedisUrl), with the caller's options on every server connection. TLS
  * certificates are checked against Node's CAs, NODE_EXTRA_CA_CERTS included.
  */
 function createConnection(url: string, log: Logger, options: RedisOptions): RedisConnection {
   const target = parseRedisUrl(url);
-  const serverOptions: RedisOptions = { ...options, retryStrategy: reconnectDelay };
+  const serverOptions: RedisOptions = {
+    ...options,
+    retryStrategy: reconnectDelay,
+    reconnectOnError: reconnectOnReadOnly,
+  };
   let connection: RedisConnection;
   if (target.mode === 'standalone') {
     connection = new Redis(target.url, serverOptions);
@@ -179,7 +191,13 @@ function createConnection(url: string, log: Logger, options: RedisOptions): Redi
       });
     } else {
       connection = new Cluster(target.nodes, {
-        redisOptions: { ...options, ...tls, username, password },
+        redisOptions: {
+          ...options,
+          ...tls,
+          username,
+          password,
+          reconnectOnError: reconnectOnReadOnly,
+        },
         clusterRetryStrategy: reconnectDelay,
         // While a replica takes over a dead master's slots, commands wait for the new map
         // instead of failing: the producer's command timeout still bounds each request.

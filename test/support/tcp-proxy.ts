@@ -30,6 +30,11 @@ export interface TcpProxy {
   hang(): void;
   /** Every connection relays again, the bytes held meanwhile included. */
   recover(): void;
+  /**
+   * New connections go to the server this URL names; open ones stay where they are, as when a
+   * DNS name is moved to another host.
+   */
+  retarget(url: string): void;
   close(): Promise<void>;
 }
 
@@ -46,11 +51,14 @@ const DEFAULT_PORTS: Record<string, number> = {
 
 /** A proxy in front of the server a `postgresql://` or `redis://` URL names. */
 export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
-  const targetAddress = new URL(targetUrl);
-  const target = {
-    host: targetAddress.hostname,
-    port: Number(targetAddress.port || DEFAULT_PORTS[targetAddress.protocol]),
+  const addressOf = (url: string) => {
+    const address = new URL(url);
+    return {
+      host: address.hostname,
+      port: Number(address.port || DEFAULT_PORTS[address.protocol]),
+    };
   };
+  let target = addressOf(targetUrl);
   /** Each relayed connection: the client's socket and the one to the target. */
   const connections = new Set<[Socket, Socket]>();
   let refusing = false;
@@ -127,6 +135,9 @@ export async function startTcpProxy(targetUrl: string): Promise<TcpProxy> {
         client.resume();
         upstream.resume();
       }
+    },
+    retarget(url) {
+      target = addressOf(url);
     },
     async close() {
       destroyAll();
