@@ -19,8 +19,19 @@ export function createProducerConnection(url: string, log: Logger): RedisConnect
     maxRetriesPerRequest: null,
     connectTimeout: 2_000,
     commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS,
+    socketTimeout: PRODUCER_SOCKET_TIMEOUT_MS,
   });
 }
+
+/**
+ * A connection that has answered nothing for this long while a command waits is dropped and
+ * made again: one that vanished without a reset (a NAT or load balancer that forgot it, a
+ * partition) would otherwise stay "ready" and time out every command until the kernel gives up
+ * on it, after about 15 minutes. The producer sends no blocking command.
+ */
+const PRODUCER_SOCKET_TIMEOUT_MS = 5_000;
+/** The worker's: longer than BullMQ's longest blocking read (10 s). */
+const WORKER_SOCKET_TIMEOUT_MS = 15_000;
 
 export function isReady(connection: RedisConnection): boolean {
   return connection.status === 'ready';
@@ -144,7 +155,11 @@ async function evictingPolicy(connection: RedisConnection): Promise<string | und
 
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */
 export function createWorkerConnection(url: string, log: Logger): RedisConnection {
-  return createConnection(url, log, { maxRetriesPerRequest: null, connectTimeout: 5_000 });
+  return createConnection(url, log, {
+    maxRetriesPerRequest: null,
+    connectTimeout: 5_000,
+    socketTimeout: WORKER_SOCKET_TIMEOUT_MS,
+  });
 }
 
 /** Reconnects soon after a drop, then every 2 s: a failover is found within 2 s of finishing. */
