@@ -9,6 +9,16 @@ export type RedisConnection = Redis | Cluster;
 export const PRODUCER_COMMAND_TIMEOUT_MS = 3_000;
 
 /**
+ * A connection that has answered nothing for this long while a command waits is dropped and
+ * made again: one that vanished without a reset (a NAT or load balancer that forgot it, a
+ * partition) would otherwise stay "ready" and time out every command until the kernel gives up
+ * on it, after about 15 minutes. The producer sends no blocking command.
+ */
+const PRODUCER_SOCKET_TIMEOUT_MS = 5_000;
+/** The worker's: longer than BullMQ's longest blocking read (10 s). */
+const WORKER_SOCKET_TIMEOUT_MS = 15_000;
+
+/**
  * A connection for code that answers an HTTP request. Callers check `isReady` first and answer
  * 503 at once while Redis is unreachable; commands time out when Redis hangs. The offline
  * queue stays on (and per-request retries unlimited) only so that BullMQ's own start-up
@@ -22,16 +32,6 @@ export function createProducerConnection(url: string, log: Logger): RedisConnect
     socketTimeout: PRODUCER_SOCKET_TIMEOUT_MS,
   });
 }
-
-/**
- * A connection that has answered nothing for this long while a command waits is dropped and
- * made again: one that vanished without a reset (a NAT or load balancer that forgot it, a
- * partition) would otherwise stay "ready" and time out every command until the kernel gives up
- * on it, after about 15 minutes. The producer sends no blocking command.
- */
-const PRODUCER_SOCKET_TIMEOUT_MS = 5_000;
-/** The worker's: longer than BullMQ's longest blocking read (10 s). */
-const WORKER_SOCKET_TIMEOUT_MS = 15_000;
 
 export function isReady(connection: RedisConnection): boolean {
   return connection.status === 'ready';
