@@ -56,11 +56,16 @@ describe('Redis Cluster', () => {
     const outcomes = await deliverUntilAcknowledged(receivers, newUsers(FIRST_DELIVERIES, users));
     expect(tally(outcomes)).toEqual({ '202': FIRST_DELIVERIES });
     await waitUntilStored(db, users, 120_000);
-    // Each job ran once: the two workers completed 2,000 between them.
-    const completed = await Promise.all(
-      services.slice(2).map((worker) => metricTotal(worker, 'clerk_sync_jobs_completed_total')),
-    );
-    expect(completed.reduce((sum, count) => sum + count, 0)).toBe(FIRST_DELIVERIES);
+    // Each job ran once: the two workers completed 2,000 between them. A job counts as completed
+    // only after its row is committed, so the last ones may still be counting when the rows are in.
+    const completed = async () => {
+      const counts = await Promise.all(
+        services.slice(2).map((worker) => metricTotal(worker, 'clerk_sync_jobs_completed_total')),
+      );
+      return counts.reduce((sum, count) => sum + count, 0);
+    };
+    await waitFor(async () => (await completed()) >= FIRST_DELIVERIES, 10_000, 'every job counted');
+    expect(await completed()).toBe(FIRST_DELIVERIES);
     const counts = await runNpmScript('jobs', ['counts'], environment);
     expect(counts.code, counts.output).toBe(0);
     expect(counts.stdout).toMatch(new RegExp(`^completed +${FIRST_DELIVERIES}$`, 'm'));
