@@ -180,11 +180,9 @@ const reconnectOnReadOnly = (error: Error) => (error.message.startsWith('READONL
  */
 function createConnection(url: string, log: Logger, options: RedisOptions): RedisConnection {
   const target = parseRedisUrl(url);
-  const serverOptions: RedisOptions = {
-    ...options,
-    retryStrategy: reconnectDelay,
-    reconnectOnError: reconnectOnReadOnly,
-  };
+  // For every connection to a server; a cluster reconnects its nodes by its own strategy.
+  const nodeOptions: RedisOptions = { ...options, reconnectOnError: reconnectOnReadOnly };
+  const serverOptions: RedisOptions = { ...nodeOptions, retryStrategy: reconnectDelay };
   let connection: RedisConnection;
   if (target.mode === 'standalone') {
     connection = new Redis(target.url, serverOptions);
@@ -206,13 +204,7 @@ function createConnection(url: string, log: Logger, options: RedisOptions): Redi
       });
     } else {
       connection = new Cluster(target.nodes, {
-        redisOptions: {
-          ...options,
-          ...tls,
-          username,
-          password,
-          reconnectOnError: reconnectOnReadOnly,
-        },
+        redisOptions: { ...nodeOptions, ...tls, username, password },
         clusterRetryStrategy: reconnectDelay,
         // While a replica takes over a dead master's slots, commands wait for the new map
         // instead of failing: the producer's command timeout still bounds each request.

@@ -12,8 +12,8 @@ import { scrub } from '../logger.ts';
 
 /**
  * Runs a command; a configuration or connection problem, a database whose migrations have not
- * run or that takes no writes, a mistyped argument, or the Clerk API's final answer (a bad key, a page that kept
- * failing) ends it with one readable line.
+ * run or that takes no writes, a mistyped argument, or the Clerk API's final answer (a bad key,
+ * a page that kept failing) ends it with one readable line.
  * Anything else ends it with the error's full account, scrubbed like a log line: a database
  * error can quote the row it refused, and a command's output often lands in a log collector.
  */
