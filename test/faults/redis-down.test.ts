@@ -17,14 +17,14 @@ import {
   useRunningStack,
 } from '../support/stack.ts';
 
+const { stack, receiver, worker, users, sendNewUsers } = useRunningStack();
+
 /** Redis unreachable, the receiver answers 503 within 5 s, so that Svix retries. */
 const UNAVAILABLE_WITHIN_MS = 5_000;
 /** The health check answers within 2 s, even when a dependency hangs. */
 const HEALTH_WITHIN_MS = 2_000;
 const BATCH = 200;
 const HUNG_DELIVERIES = 32;
-
-const { stack, receiver, worker, users, sendNewUsers } = useRunningStack();
 
 /** Probes with one new delivery after another until one is acknowledged; ms it took. */
 function timeUntilAccepting(limitMs: number): Promise<number> {
