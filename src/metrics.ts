@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { answersInTime, type DependencyChecks } from './http/health.ts';
 import { QUEUE_STATES, USER_EVENT_TYPES } from './queue/queue.ts';
-import type { RedisConnection } from './redis.ts';
+import type { RedisConnection, RedisSettingsWatch } from './redis.ts';
 
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
 
@@ -63,6 +63,7 @@ export function createReceiverMetrics(
   queue: Queue,
   redis: RedisConnection,
   dependencies: DependencyChecks,
+  redisSettings: RedisSettingsWatch,
 ) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'clerk_sync_receiver_' });
@@ -92,6 +93,15 @@ export function createReceiverMetrics(
     async collect() {
       const age = await oldestWaitingSeconds(queue, redis).catch(() => undefined);
       if (age !== undefined) this.set(age);
+    },
+  });
+  new Gauge({
+    name: 'clerk_sync_redis_append_only',
+    help: 'Whether Redis writes an append-only file (1) or not (0), so that a restart keeps the queue',
+    registers: [registry],
+    collect() {
+      const { appendOnly } = redisSettings.last();
+      if (appendOnly !== undefined) this.set(appendOnly ? 1 : 0);
     },
   });
   new Gauge({

@@ -87,41 +87,61 @@ export function reportBullErrors(
  */
 const EVICTS_ANY_KEY = /^allkeys-/;
 
-/** How often the policy is read again: `CONFIG SET` changes it without a reconnection. */
-export const EVICTION_CHECK_INTERVAL_MS = 5_000;
+/** How often the settings are read again: `CONFIG SET` changes them without a reconnection. */
+export const SETTINGS_CHECK_INTERVAL_MS = 5_000;
 
-export interface EvictionWatch {
+/** What the receiver needs to know of Redis's settings before it acknowledges a delivery. */
+export interface RedisSettings {
+  /** The `maxmemory-policy` of a server that may evict queued jobs; undefined when none does. */
+  evictingPolicy: string | undefined;
   /**
-   * The `maxmemory-policy` of a server that may evict queued jobs, or undefined when none does
-   * (or the policy could not be read). After the connection gets ready, waits for its check.
+   * Whether every server writes an append-only file. Without one, a restarted Redis comes back
+   * with what its last snapshot held, or empty: the deliveries acknowledged since are gone.
+   * Undefined until first read.
    */
-  evictingPolicy(): Promise<string | undefined>;
+  appendOnly: boolean | undefined;
+}
+
+export interface RedisSettingsWatch {
+  /** The settings as last read; after the connection gets ready, waits for its read. */
+  current(): Promise<RedisSettings>;
+  /** The same, without waiting: for a metrics scrape. */
+  last(): RedisSettings;
   stop(): void;
 }
 
 /**
- * Reads Redis's `maxmemory-policy` (from every master of a cluster) whenever the connection
- * gets ready (at start, and after a reconnection or a failover to another server) and every
- * EVICTION_CHECK_INTERVAL_MS while it stays ready; logs an error when it turns to a policy
- * that may evict queued jobs, and a warning when that ends.
+ * Reads Redis's `maxmemory-policy` and whether it writes an append-only file (from every master
+ * of a cluster) whenever the connection gets ready (at start, and after a reconnection or a
+ * failover to another server) and every SETTINGS_CHECK_INTERVAL_MS while it stays ready. Logs
+ * an error when the policy turns to one that may evict queued jobs, a warning when Redis writes
+ * no append-only file, and a warning when either ends. A read that is not answered (an outage,
+ * INFO not allowed) leaves the last one standing.
  */
-export function watchEvictionPolicy(connection: RedisConnection, log: Logger): EvictionWatch {
-  let policy: string | undefined;
-  /** The check made when the connection got ready, until it ends: deliveries wait for it. */
+export function watchRedisSettings(connection: RedisConnection, log: Logger): RedisSettingsWatch {
+  let settings: RedisSettings = { evictingPolicy: undefined, appendOnly: undefined };
+  /** The read made when the connection got ready, until it ends: deliveries wait for it. */
   let afterReady: Promise<void> | undefined;
   const check = async () => {
     if (!isReady(connection)) return;
-    // Not answered (an outage, INFO not allowed): the last answer stands.
-    const found = await evictingPolicy(connection).catch(() => policy);
-    if (found && found !== policy) {
+    const found = await readSettings(connection).catch(() => settings);
+    const policy = found.evictingPolicy;
+    if (policy && policy !== settings.evictingPolicy) {
       log.error(
-        { maxmemoryPolicy: found },
-        `Redis may evict queued deliveries (maxmemory-policy ${found}); refusing deliveries until it is noeviction`,
+        { maxmemoryPolicy: policy },
+        `Redis may evict queued deliveries (maxmemory-policy ${policy}); refusing deliveries until it is noeviction`,
       );
-    } else if (!found && policy) {
+    } else if (!policy && settings.evictingPolicy) {
       log.warn('Redis no longer evicts queued deliveries; accepting deliveries again');
     }
-    policy = found;
+    if (found.appendOnly === false && settings.appendOnly !== false) {
+      log.warn(
+        'Redis writes no append-only file (appendonly no): if it restarts, the deliveries acknowledged since its last snapshot are lost; set appendonly yes',
+      );
+    } else if (found.appendOnly && settings.appendOnly === false) {
+      log.warn('Redis writes an append-only file again');
+    }
+    settings = found;
   };
   const onReady = () => {
     const checked: Promise<void> = check().then(() => {
@@ -130,13 +150,14 @@ export function watchEvictionPolicy(connection: RedisConnection, log: Logger): E
     afterReady = checked;
   };
   connection.on('ready', onReady);
-  const timer = setInterval(check, EVICTION_CHECK_INTERVAL_MS).unref();
+  const timer = setInterval(check, SETTINGS_CHECK_INTERVAL_MS).unref();
   onReady();
   return {
-    async evictingPolicy() {
+    async current() {
       await afterReady;
-      return policy;
+      return settings;
     },
+    last: () => settings,
     stop() {
       clearInterval(timer);
       connection.off('ready', onReady);
@@ -144,13 +165,17 @@ export function watchEvictionPolicy(connection: RedisConnection, log: Logger): E
   };
 }
 
-async function evictingPolicy(connection: RedisConnection): Promise<string | undefined> {
+async function readSettings(connection: RedisConnection): Promise<RedisSettings> {
   const servers = connection instanceof Cluster ? connection.nodes('master') : [connection];
+  const settings: RedisSettings = { evictingPolicy: undefined, appendOnly: true };
   for (const server of servers) {
-    const policy = /^maxmemory_policy:(\S+)/m.exec(await server.info('memory'))?.[1];
-    if (policy && EVICTS_ANY_KEY.test(policy)) return policy;
+    // INFO with no section (memory and persistence are among its defaults), as Redis 6 knows it.
+    const info = await server.info();
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (policy && EVICTS_ANY_KEY.test(policy)) settings.evictingPolicy ??= policy;
+    if (/^aof_enabled:0/m.test(info)) settings.appendOnly = false;
   }
-  return undefined;
+  return settings;
 }
 
 /** A connection for the worker: it waits out a Redis outage instead of failing commands. */

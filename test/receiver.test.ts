@@ -6,7 +6,7 @@ import type { ClerkEvent } from '../src/queue/queue.ts';
 import { MAX_BODY_BYTES } from '../src/webhooks/clerk-webhook.ts';
 import { toJobEvent } from '../src/webhooks/job-event.ts';
 import { cleanUpAfterEach, useTestDatabase } from './support/hooks.ts';
-import { rawRequest } from './support/http.ts';
+import { metricsText, rawRequest } from './support/http.ts';
 import { capturingLogger, expectCleanLogsAfterEach } from './support/logs.ts';
 import { failWaitingJobs } from './support/queue.ts';
 import { type InProcessReceiver, startInProcessReceiver } from './support/receiver.ts';
@@ -48,12 +48,6 @@ function signatureRejections() {
     .records()
     .filter((record) => record.msg === 'webhook signature rejected')
     .map(({ level, svixId, reason }) => ({ level, svixId, reason }));
-}
-
-async function metricsText(url: string): Promise<string> {
-  const response = await fetch(`${url}/metrics`);
-  expect(response.status).toBe(200);
-  return response.text();
 }
 
 /** The line of /metrics that counts `count` webhooks of this type and outcome. */

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { EVICTION_CHECK_INTERVAL_MS } from '../src/redis.ts';
+import { SETTINGS_CHECK_INTERVAL_MS } from '../src/redis.ts';
 import { useStarted, useTestDatabase } from './support/hooks.ts';
 import {
   type Delivery,
@@ -71,7 +71,7 @@ describe('a Redis whose maxmemory-policy may evict queued jobs', () => {
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
     await waitFor(
       async () => isAcknowledged(await send(receiver.url, newUsers(1, users)[0] as Delivery)),
-      3 * EVICTION_CHECK_INTERVAL_MS,
+      3 * SETTINGS_CHECK_INTERVAL_MS,
       'a delivery accepted',
     );
     expect(logs.records()).toContainEqual(
@@ -88,7 +88,7 @@ describe('a Redis whose maxmemory-policy may evict queued jobs', () => {
     await admin.config('SET', 'maxmemory-policy', 'allkeys-random');
     await waitFor(
       async () => (await send(receiver.url, newUsers(1, users)[0] as Delivery)).status === 503,
-      3 * EVICTION_CHECK_INTERVAL_MS,
+      3 * SETTINGS_CHECK_INTERVAL_MS,
       'a delivery refused',
     );
     const outcomes = await sendAll(receiver.url, newUsers(DELIVERIES, users));

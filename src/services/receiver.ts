@@ -11,7 +11,7 @@ import {
   createProducerConnection,
   isReady,
   waitForRedis,
-  watchEvictionPolicy,
+  watchRedisSettings,
 } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';
@@ -38,12 +38,12 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   const database = createDatabaseProbe(config.databaseUrl);
   const redis = createProducerConnection(config.redisUrl, log);
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
-  const evictions = watchEvictionPolicy(redis, log);
+  const settings = watchRedisSettings(redis, log);
   const checks = {
     database: () => database.isReachable(),
     redis: () => answersPing(redis),
   };
-  const metrics = createReceiverMetrics(queue, redis, checks);
+  const metrics = createReceiverMetrics(queue, redis, checks, settings);
 
   const app = createApp({
     log,
@@ -57,7 +57,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
         verifier,
         enqueue: async (data) => {
           // A delivery acknowledged into a Redis that may evict it could be lost: Svix retries a 503.
-          const policy = await evictions.evictingPolicy();
+          const policy = (await settings.current()).evictingPolicy;
           if (policy)
             throw new QueueUnavailableError(
               `Redis may evict queued jobs (maxmemory-policy ${policy})`,
@@ -86,7 +86,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     async stop() {
       await closeServer(server);
       if (metricsServer) await closeServer(metricsServer);
-      evictions.stop();
+      settings.stop();
       await queue.close();
       redis.disconnect();
       await database.close();

@@ -55,3 +55,11 @@ export function rawRequest(
     outgoing.end(options.body);
   });
 }
+
+/** A service's /metrics (Prometheus's text format), which must answer 200. */
+export async function metricsText(baseUrl: string): Promise<string> {
+  const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+  if (response.status !== 200)
+    throw new Error(`GET ${baseUrl}/metrics answered ${response.status}`);
+  return response.text();
+}

@@ -1,4 +1,5 @@
 import { PROJECT_ROOT } from './cli.ts';
+import { metricsText } from './http.ts';
 import { type Child, freePort, spawnChild, tail } from './processes.ts';
 import { TEST_SECRET } from './svix.ts';
 
@@ -119,9 +120,7 @@ export async function waitUntilHealthy(
 
 /** The sum of a Prometheus counter over all its label sets, from a service's /metrics. */
 export async function metricTotal(service: ServiceProcess, name: string): Promise<number> {
-  const text = await (
-    await fetch(`${service.url}/metrics`, { signal: AbortSignal.timeout(5_000) })
-  ).text();
+  const text = await metricsText(service.url);
   let total = 0;
   for (const line of text.split('\n')) {
     const match = line.match(/^(\w+)(?:\{[^}]*\})? ([0-9.e+-]+)$/);
