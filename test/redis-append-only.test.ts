@@ -1,28 +1,15 @@
-import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS_CHECK_INTERVAL_MS } from '../src/redis.ts';
-import { useStarted, useTestDatabase } from './support/hooks.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { metricsText } from './support/http.ts';
 import { type Delivery, newUsers, send } from './support/load.ts';
 import { capturingLogger } from './support/logs.ts';
-import { startInProcessReceiver } from './support/receiver.ts';
-import { startPrivateRedis } from './support/redis-server.ts';
+import { useReceiverOnPrivateRedis } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const db = useTestDatabase({ migrate: false });
 const logs = capturingLogger();
-const redis = useStarted(
-  () => startPrivateRedis({ args: ['--appendonly', 'no'] }),
-  (started) => started.destroy(),
-);
-const admin = useStarted(
-  async () => new Redis(redis.url),
-  async (client) => client.disconnect(),
-);
-const receiver = useStarted(
-  () => startInProcessReceiver({ DATABASE_URL: db.url, REDIS_URL: redis.url }, { log: logs.log }),
-  (started) => started.stop(),
-);
+const { admin, receiver } = useReceiverOnPrivateRedis(db, ['--appendonly', 'no'], logs.log);
 
 const warnings = (pattern: RegExp) =>
   logs.records().filter((record) => record.level === 40 && pattern.test(String(record.msg)));

@@ -1,4 +1,3 @@
-import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS_CHECK_INTERVAL_MS } from '../src/redis.ts';
 import { useStarted, useTestDatabase } from './support/hooks.ts';
@@ -13,8 +12,7 @@ import {
 } from './support/load.ts';
 import { capturingLogger } from './support/logs.ts';
 import { inspectQueue, removeQueue } from './support/queue.ts';
-import { startInProcessReceiver } from './support/receiver.ts';
-import { startPrivateRedis } from './support/redis-server.ts';
+import { useReceiverOnPrivateRedis } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 /** Small enough that these deliveries fill it: an evicting Redis then drops queued jobs. */
@@ -24,21 +22,13 @@ const DELIVERIES = 3_000;
 
 const db = useTestDatabase({ migrate: false });
 const logs = capturingLogger();
-const redis = useStarted(
-  () =>
-    startPrivateRedis({ args: ['--maxmemory', MAX_MEMORY, '--maxmemory-policy', 'allkeys-lru'] }),
-  (started) => started.destroy(),
-);
-const admin = useStarted(
-  async () => new Redis(redis.url),
-  async (client) => client.disconnect(),
-);
-const receiver = useStarted(
-  () => startInProcessReceiver({ DATABASE_URL: db.url, REDIS_URL: redis.url }, { log: logs.log }),
-  (started) => started.stop(),
+const { redisUrl, admin, receiver } = useReceiverOnPrivateRedis(
+  db,
+  ['--maxmemory', MAX_MEMORY, '--maxmemory-policy', 'allkeys-lru'],
+  logs.log,
 );
 const queue = useStarted(
-  async () => inspectQueue(receiver.config.queueName, redis.url),
+  async () => inspectQueue(receiver.config.queueName, redisUrl()),
   (started) => removeQueue(started),
 );
 

@@ -1,10 +1,13 @@
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import type { Config } from '../../src/config.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import type { WebhookJobData } from '../../src/queue/queue.ts';
 import { startReceiver } from '../../src/services/receiver.ts';
 import { testConfig } from './config.ts';
+import { useStarted } from './hooks.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './queue.ts';
+import { startPrivateRedis } from './redis-server.ts';
 import { waitFor } from './wait.ts';
 
 /** A receiver running in the test's own process, and the test's view of its queue. */
@@ -48,4 +51,28 @@ export async function startInProcessReceiver(
       await removeQueue(queue);
     },
   };
+}
+
+/**
+ * For the tests of a file: a Redis of its own, started with these redis-server arguments, a
+ * connection to it for changing its settings, and a receiver in this process in front of it.
+ */
+export function useReceiverOnPrivateRedis(
+  database: { url: string },
+  redisArgs: string[],
+  log: Logger,
+): { redisUrl: () => string; admin: Redis; receiver: InProcessReceiver } {
+  const redis = useStarted(
+    () => startPrivateRedis({ args: redisArgs }),
+    (started) => started.destroy(),
+  );
+  const admin = useStarted(
+    async () => new Redis(redis.url),
+    async (client) => client.disconnect(),
+  );
+  const receiver = useStarted(
+    () => startInProcessReceiver({ DATABASE_URL: database.url, REDIS_URL: redis.url }, { log }),
+    (started) => started.stop(),
+  );
+  return { redisUrl: () => redis.url, admin, receiver };
 }
