@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { answersInTime, type DependencyChecks } from './http/health.ts';
 import { QUEUE_STATES, USER_EVENT_TYPES } from './queue/queue.ts';
-import type { RedisConnection, RedisSettingsWatch } from './redis.ts';
+import type { RedisConnection, RedisDurabilityWatch } from './redis.ts';
 
 const EVENT_TYPE_PATTERN = /^[a-z_]{1,40}\.[a-z_]{1,40}$/;
 
@@ -63,7 +63,7 @@ export function createReceiverMetrics(
   queue: Queue,
   redis: RedisConnection,
   dependencies: DependencyChecks,
-  redisSettings: RedisSettingsWatch,
+  redisDurability: RedisDurabilityWatch,
 ) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'clerk_sync_receiver_' });
@@ -100,8 +100,19 @@ export function createReceiverMetrics(
     help: 'Whether Redis writes an append-only file (1) or not (0), so that a restart keeps the queue',
     registers: [registry],
     collect() {
-      const { appendOnly } = redisSettings.last();
+      const { appendOnly } = redisDurability.lastSettings();
       if (appendOnly !== undefined) this.set(appendOnly ? 1 : 0);
+    },
+  });
+  let dataLossesCounted = 0;
+  new Counter({
+    name: 'clerk_sync_redis_data_lost_total',
+    help: 'Times this receiver found that Redis had lost its data, and any delivery queued before',
+    registers: [registry],
+    collect() {
+      const losses = redisDurability.dataLosses();
+      this.inc(losses - dataLossesCounted);
+      dataLossesCounted = losses;
     },
   });
   new Gauge({

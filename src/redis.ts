@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from './logger.ts';
 import { parseRedisUrl } from './redis-url.ts';
@@ -87,8 +88,11 @@ export function reportBullErrors(
  */
 const EVICTS_ANY_KEY = /^allkeys-/;
 
-/** How often the settings are read again: `CONFIG SET` changes them without a reconnection. */
-export const SETTINGS_CHECK_INTERVAL_MS = 5_000;
+/**
+ * How often the settings and the marker are read again: `CONFIG SET` changes a setting without a
+ * reconnection, and a flush or a failover to an empty replica empties Redis without one.
+ */
+export const DURABILITY_CHECK_INTERVAL_MS = 5_000;
 
 /** What the receiver needs to know of Redis's settings before it acknowledges a delivery. */
 export interface RedisSettings {
@@ -102,28 +106,40 @@ export interface RedisSettings {
   appendOnly: boolean | undefined;
 }
 
-export interface RedisSettingsWatch {
+export interface RedisDurabilityWatch {
   /** The settings as last read; after the connection gets ready, waits for its read. */
-  current(): Promise<RedisSettings>;
+  settings(): Promise<RedisSettings>;
   /** The same, without waiting: for a metrics scrape. */
-  last(): RedisSettings;
+  lastSettings(): RedisSettings;
+  /** How many times this process found that Redis had lost its data. */
+  dataLosses(): number;
   stop(): void;
 }
 
 /**
- * Reads Redis's `maxmemory-policy` and whether it writes an append-only file (from every master
- * of a cluster) whenever the connection gets ready (at start, and after a reconnection or a
- * failover to another server) and every SETTINGS_CHECK_INTERVAL_MS while it stays ready. Logs
- * an error when the policy turns to one that may evict queued jobs, a warning when Redis writes
- * no append-only file, and a warning when either ends. A read that is not answered (an outage,
- * INFO not allowed) leaves the last one standing.
+ * Watches what decides whether Redis keeps what the receiver acknowledged, whenever the
+ * connection gets ready (at start, and after a reconnection or a failover to another server) and
+ * every DURABILITY_CHECK_INTERVAL_MS while it stays ready:
+ * - its `maxmemory-policy` and whether it writes an append-only file (from every master of a
+ *   cluster): an error when the policy turns to one that may evict queued jobs, a warning when
+ *   Redis writes no append-only file, and a warning when either ends;
+ * - `markerKey`, a key with a random value that is written once when missing and never
+ *   expires, in the queue's own slot: when it is gone or holds another value, Redis lost its
+ *   data (a restart without an append-only file, a flush, a failover to an empty replica), and
+ *   with it any delivery acknowledged before. That is logged as an error, once each time.
+ * A read that is not answered (an outage, INFO not allowed) leaves the last one standing.
  */
-export function watchRedisSettings(connection: RedisConnection, log: Logger): RedisSettingsWatch {
+export function watchRedisDurability(
+  connection: RedisConnection,
+  log: Logger,
+  markerKey: string,
+): RedisDurabilityWatch {
   let settings: RedisSettings = { evictingPolicy: undefined, appendOnly: undefined };
+  let marker: string | undefined;
+  let losses = 0;
   /** The read made when the connection got ready, until it ends: deliveries wait for it. */
   let afterReady: Promise<void> | undefined;
-  const check = async () => {
-    if (!isReady(connection)) return;
+  const checkSettings = async () => {
     const found = await readSettings(connection).catch(() => settings);
     const policy = found.evictingPolicy;
     if (policy && policy !== settings.evictingPolicy) {
@@ -143,6 +159,26 @@ export function watchRedisSettings(connection: RedisConnection, log: Logger): Re
     }
     settings = found;
   };
+  const checkMarker = async () => {
+    const mine = randomUUID();
+    const found =
+      (await connection.set(markerKey, mine, 'NX')) === 'OK'
+        ? mine
+        : await connection.get(markerKey);
+    if (found === null) return;
+    if (marker !== undefined && found !== marker) {
+      losses++;
+      log.error(
+        { markerKey },
+        'Redis lost its data (a restart without an append-only file, a flush, or a failover to an empty replica): deliveries acknowledged before it may be lost; run npm run reconcile -- --apply',
+      );
+    }
+    marker = found;
+  };
+  const check = async () => {
+    if (!isReady(connection)) return;
+    await Promise.all([checkSettings(), checkMarker().catch(() => undefined)]);
+  };
   const onReady = () => {
     const checked: Promise<void> = check().then(() => {
       if (afterReady === checked) afterReady = undefined;
@@ -150,14 +186,15 @@ export function watchRedisSettings(connection: RedisConnection, log: Logger): Re
     afterReady = checked;
   };
   connection.on('ready', onReady);
-  const timer = setInterval(check, SETTINGS_CHECK_INTERVAL_MS).unref();
+  const timer = setInterval(check, DURABILITY_CHECK_INTERVAL_MS).unref();
   onReady();
   return {
-    async current() {
+    async settings() {
       await afterReady;
       return settings;
     },
-    last: () => settings,
+    lastSettings: () => settings,
+    dataLosses: () => losses,
     stop() {
       clearInterval(timer);
       connection.off('ready', onReady);

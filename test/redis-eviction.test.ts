@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SETTINGS_CHECK_INTERVAL_MS } from '../src/redis.ts';
+import { DURABILITY_CHECK_INTERVAL_MS } from '../src/redis.ts';
 import { useStarted, useTestDatabase } from './support/hooks.ts';
 import {
   type Delivery,
@@ -22,13 +22,13 @@ const DELIVERIES = 3_000;
 
 const db = useTestDatabase({ migrate: false });
 const logs = capturingLogger();
-const { redisUrl, admin, receiver } = useReceiverOnPrivateRedis(
+const { redis, admin, receiver } = useReceiverOnPrivateRedis(
   db,
   ['--maxmemory', MAX_MEMORY, '--maxmemory-policy', 'allkeys-lru'],
   logs.log,
 );
 const queue = useStarted(
-  async () => inspectQueue(receiver.config.queueName, redisUrl()),
+  async () => inspectQueue(receiver.config.queueName, redis.url),
   (started) => removeQueue(started),
 );
 
@@ -61,7 +61,7 @@ describe('a Redis whose maxmemory-policy may evict queued jobs', () => {
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
     await waitFor(
       async () => isAcknowledged(await send(receiver.url, newUsers(1, users)[0] as Delivery)),
-      3 * SETTINGS_CHECK_INTERVAL_MS,
+      3 * DURABILITY_CHECK_INTERVAL_MS,
       'a delivery accepted',
     );
     expect(logs.records()).toContainEqual(
@@ -78,7 +78,7 @@ describe('a Redis whose maxmemory-policy may evict queued jobs', () => {
     await admin.config('SET', 'maxmemory-policy', 'allkeys-random');
     await waitFor(
       async () => (await send(receiver.url, newUsers(1, users)[0] as Delivery)).status === 503,
-      3 * SETTINGS_CHECK_INTERVAL_MS,
+      3 * DURABILITY_CHECK_INTERVAL_MS,
       'a delivery refused',
     );
     const outcomes = await sendAll(receiver.url, newUsers(DELIVERIES, users));

@@ -11,13 +11,16 @@ import {
   createProducerConnection,
   isReady,
   waitForRedis,
-  watchRedisSettings,
+  watchRedisDurability,
 } from '../redis.ts';
 import { clerkWebhookRouter } from '../webhooks/clerk-webhook.ts';
 import { enqueueDelivery } from '../webhooks/enqueue.ts';
 import { SignatureVerifier } from '../webhooks/signature.ts';
 import { resolveSigningSecrets } from '../webhooks/signing-secrets.ts';
 import { closeServer, listen, type Stoppable } from './lifecycle.ts';
+
+/** The key, beside the queue's own, whose disappearance says Redis lost its data. */
+const REDIS_MARKER = 'clerk-sync-marker';
 
 /** A receiver started together with Redis waits this long for it rather than answer 503 at once. */
 const REDIS_STARTUP_WAIT_MS = 3_000;
@@ -38,12 +41,12 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
   const database = createDatabaseProbe(config.databaseUrl);
   const redis = createProducerConnection(config.redisUrl, log);
   const queue = createQueue(config.queueName, config.queuePrefix, redis, log);
-  const settings = watchRedisSettings(redis, log);
+  const durability = watchRedisDurability(redis, log, queue.toKey(REDIS_MARKER));
   const checks = {
     database: () => database.isReachable(),
     redis: () => answersPing(redis),
   };
-  const metrics = createReceiverMetrics(queue, redis, checks, settings);
+  const metrics = createReceiverMetrics(queue, redis, checks, durability);
 
   const app = createApp({
     log,
@@ -57,7 +60,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
         verifier,
         enqueue: async (data) => {
           // A delivery acknowledged into a Redis that may evict it could be lost: Svix retries a 503.
-          const policy = (await settings.current()).evictingPolicy;
+          const policy = (await durability.settings()).evictingPolicy;
           if (policy)
             throw new QueueUnavailableError(
               `Redis may evict queued jobs (maxmemory-policy ${policy})`,
@@ -86,7 +89,7 @@ export async function startReceiver(config: Config, log: Logger): Promise<Receiv
     async stop() {
       await closeServer(server);
       if (metricsServer) await closeServer(metricsServer);
-      settings.stop();
+      durability.stop();
       await queue.close();
       redis.disconnect();
       await database.close();

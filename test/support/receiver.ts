@@ -7,7 +7,7 @@ import { startReceiver } from '../../src/services/receiver.ts';
 import { testConfig } from './config.ts';
 import { useStarted } from './hooks.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from './queue.ts';
-import { startPrivateRedis } from './redis-server.ts';
+import { type PrivateRedis, startPrivateRedis } from './redis-server.ts';
 import { waitFor } from './wait.ts';
 
 /** A receiver running in the test's own process, and the test's view of its queue. */
@@ -61,7 +61,7 @@ export function useReceiverOnPrivateRedis(
   database: { url: string },
   redisArgs: string[],
   log: Logger,
-): { redisUrl: () => string; admin: Redis; receiver: InProcessReceiver } {
+): { redis: PrivateRedis; admin: Redis; receiver: InProcessReceiver } {
   const redis = useStarted(
     () => startPrivateRedis({ args: redisArgs }),
     (started) => started.destroy(),
@@ -74,5 +74,5 @@ export function useReceiverOnPrivateRedis(
     () => startInProcessReceiver({ DATABASE_URL: database.url, REDIS_URL: redis.url }, { log }),
     (started) => started.stop(),
   );
-  return { redisUrl: () => redis.url, admin, receiver };
+  return { redis, admin, receiver };
 }

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { createLogger } from '../../../src/logger.ts';
 import { createReceiverMetrics, createWorkerMetrics } from '../../../src/metrics.ts';
-import { watchRedisSettings } from '../../../src/redis.ts';
+import { watchRedisDurability } from '../../../src/redis.ts';
 import { inspectQueue, REDIS_URL, removeQueue, uniqueQueueName } from '../../support/queue.ts';
 
 const HISTOGRAM_SERIES = ['_bucket', '_sum', '_count'];
@@ -10,11 +10,11 @@ const HISTOGRAM_SERIES = ['_bucket', '_sum', '_count'];
 export async function exportedMetricNames(): Promise<Set<string>> {
   const queue = inspectQueue(uniqueQueueName());
   const redis = new Redis(REDIS_URL, { lazyConnect: true });
-  const settings = watchRedisSettings(redis, createLogger({ level: 'silent' }));
+  const durability = watchRedisDurability(redis, createLogger({ level: 'silent' }), 'unused');
   try {
     const checks = { database: async () => true, redis: async () => true };
     const registries = [
-      createReceiverMetrics(queue, redis, checks, settings).registry,
+      createReceiverMetrics(queue, redis, checks, durability).registry,
       createWorkerMetrics(checks).registry,
     ];
     const names = new Set<string>();
@@ -27,7 +27,7 @@ export async function exportedMetricNames(): Promise<Set<string>> {
     }
     return names;
   } finally {
-    settings.stop();
+    durability.stop();
     redis.disconnect();
     await removeQueue(queue);
   }
