@@ -160,12 +160,14 @@ export function watchRedisDurability(
     settings = found;
   };
   const checkMarker = async () => {
-    const mine = randomUUID();
-    const found =
-      (await connection.set(markerKey, mine, 'NX')) === 'OK'
-        ? mine
-        : await connection.get(markerKey);
-    if (found === null) return;
+    // One read when the marker is there, as it nearly always is; written only when it is not.
+    let found = await connection.get(markerKey);
+    if (found === null) {
+      const mine = randomUUID();
+      // Another receiver may write it first: then it is read at the next check.
+      if ((await connection.set(markerKey, mine, 'NX')) !== 'OK') return;
+      found = mine;
+    }
     if (marker !== undefined && found !== marker) {
       losses++;
       log.error(

@@ -1,19 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { DURABILITY_CHECK_INTERVAL_MS } from '../src/redis.ts';
-import { useStarted, useTestDatabase } from './support/hooks.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import { metricsText } from './support/http.ts';
 import { type Delivery, newUsers, send } from './support/load.ts';
 import { capturingLogger } from './support/logs.ts';
-import { inspectQueue } from './support/queue.ts';
 import { useReceiverOnPrivateRedis } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
 const db = useTestDatabase({ migrate: false });
 const logs = capturingLogger();
-const { redis, admin, receiver } = useReceiverOnPrivateRedis(db, ['--appendonly', 'no'], logs.log);
-const queue = useStarted(
-  async () => inspectQueue(receiver.config.queueName, redis.url),
-  (started) => started.close(),
+const { redis, admin, receiver, queue } = useReceiverOnPrivateRedis(
+  db,
+  ['--appendonly', 'no'],
+  logs.log,
 );
 
 const warnings = (pattern: RegExp) =>

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DURABILITY_CHECK_INTERVAL_MS } from '../src/redis.ts';
-import { useStarted, useTestDatabase } from './support/hooks.ts';
+import { useTestDatabase } from './support/hooks.ts';
 import {
   type Delivery,
   isAcknowledged,
@@ -11,7 +11,6 @@ import {
   tally,
 } from './support/load.ts';
 import { capturingLogger } from './support/logs.ts';
-import { inspectQueue, removeQueue } from './support/queue.ts';
 import { useReceiverOnPrivateRedis } from './support/receiver.ts';
 import { waitFor } from './support/wait.ts';
 
@@ -22,14 +21,10 @@ const DELIVERIES = 3_000;
 
 const db = useTestDatabase({ migrate: false });
 const logs = capturingLogger();
-const { redis, admin, receiver } = useReceiverOnPrivateRedis(
+const { admin, receiver, queue } = useReceiverOnPrivateRedis(
   db,
   ['--maxmemory', MAX_MEMORY, '--maxmemory-policy', 'allkeys-lru'],
   logs.log,
-);
-const queue = useStarted(
-  async () => inspectQueue(receiver.config.queueName, redis.url),
-  (started) => removeQueue(started),
 );
 
 const users = new Set<string>();

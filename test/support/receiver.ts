@@ -55,13 +55,19 @@ export async function startInProcessReceiver(
 
 /**
  * For the tests of a file: a Redis of its own, started with these redis-server arguments, a
- * connection to it for changing its settings, and a receiver in this process in front of it.
+ * connection to it for changing its settings, a receiver in this process in front of it, and a
+ * view of the receiver's queue in that Redis (the receiver's own `queue` looks in the test's).
  */
 export function useReceiverOnPrivateRedis(
   database: { url: string },
   redisArgs: string[],
   log: Logger,
-): { redis: PrivateRedis; admin: Redis; receiver: InProcessReceiver } {
+): {
+  redis: PrivateRedis;
+  admin: Redis;
+  receiver: InProcessReceiver;
+  queue: Queue<WebhookJobData>;
+} {
   const redis = useStarted(
     () => startPrivateRedis({ args: redisArgs }),
     (started) => started.destroy(),
@@ -74,5 +80,9 @@ export function useReceiverOnPrivateRedis(
     () => startInProcessReceiver({ DATABASE_URL: database.url, REDIS_URL: redis.url }, { log }),
     (started) => started.stop(),
   );
-  return { redis, admin, receiver };
+  const queue = useStarted(
+    async () => inspectQueue(receiver.config.queueName, redis.url),
+    (started) => started.close(),
+  );
+  return { redis, admin, receiver, queue };
 }
